@@ -1,0 +1,141 @@
+//! Command-line entry: protocol verbs go straight to [`crate::protocol::serve`] (the hot
+//! path: no clap, no extra work); everything else is a clap subcommand for humans.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::helper::Latchkey;
+use crate::protocol;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "docker-credential-latchkey",
+    version,
+    about = "A Docker credential helper for container registries",
+    long_about = "A Docker credential helper for container registries.\n\n\
+        docker, skopeo, podman and rules_oci call it with one verb (get, store, erase, list, version) \
+        and JSON on stdin/stdout; the other subcommands are for people and scripts.",
+    after_help = "Config file: $LATCHKEY_CONFIG or ~/.config/latchkey/config.toml. Store: LATCHKEY_STORE=auto|keyring|file."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Protocol: print the credentials for the server URL on stdin as JSON
+    Get,
+    /// Protocol: store {"ServerURL","Username","Secret"} read from stdin
+    Store,
+    /// Protocol: erase the credentials for the server URL on stdin
+    Erase,
+    /// Protocol: print {server URL: username} of everything stored
+    List,
+    /// Protocol: print the version
+    Version,
+    /// Point docker's config.json credHelpers at latchkey for REGISTRY...
+    ConfigureDocker(crate::docker_config::ConfigureArgs),
+    /// Remove latchkey's credHelpers entries for REGISTRY... from docker's config.json
+    UnconfigureDocker(crate::docker_config::UnconfigureArgs),
+    /// Show the store in use and why, the config, and each registry's mode
+    Status(crate::status::StatusArgs),
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
+}
+
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+pub fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let program =
+        args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_else(|| "docker-credential-latchkey".into());
+    let first = args.get(1).and_then(|a| a.to_str());
+    match first {
+        Some("-v" | "--version") if args.len() == 2 => {
+            println!("{}", crate::VERSION_LINE);
+            ExitCode::SUCCESS
+        }
+        // Protocol verbs, unknown verbs and wrong argument counts answer exactly as
+        // docker-credential-helpers does: on stdout, exit 1 on error.
+        None => serve_protocol(&program, &[]),
+        Some(verb) if protocol::VERBS.contains(&verb) || (!verb.starts_with('-') && !is_subcommand(verb)) => {
+            let rest: Vec<String> = args[1..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            serve_protocol(&program, &rest)
+        }
+        _ => run_subcommand(Cli::parse_from(args)),
+    }
+}
+
+fn is_subcommand(name: &str) -> bool {
+    command().get_subcommands().any(|c| c.get_name() == name)
+}
+
+fn serve_protocol(program: &str, args: &[String]) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let mut stdin = std::io::stdin().lock();
+    // A bad config must not be a silent anonymous pull: it is an error on stdout (exit 1)
+    // for get/store/erase/list; `version` and usage answer regardless.
+    let helper = Config::load_default().map_err(|e| e.0).and_then(Latchkey::new);
+    let code = match helper {
+        Ok(mut helper) => protocol::serve(program, args, crate::VERSION_LINE, &mut stdin, &mut stdout, &mut helper),
+        Err(message) => {
+            let mut broken = BrokenConfig(message);
+            protocol::serve(program, args, crate::VERSION_LINE, &mut stdin, &mut stdout, &mut broken)
+        }
+    };
+    let _ = stdout.flush();
+    ExitCode::from(code as u8)
+}
+
+/// Answers every verb with the config error, so `version` and usage still work.
+struct BrokenConfig(String);
+
+impl protocol::Helper for BrokenConfig {
+    fn get(&mut self, _: &str) -> Result<(String, crate::secret::Secret<String>), protocol::HelperError> {
+        Err(protocol::HelperError::Failed(self.0.clone()))
+    }
+    fn store(&mut self, _: protocol::Credentials) -> Result<(), protocol::HelperError> {
+        Err(protocol::HelperError::Failed(self.0.clone()))
+    }
+    fn erase(&mut self, _: &str) -> Result<(), protocol::HelperError> {
+        Err(protocol::HelperError::Failed(self.0.clone()))
+    }
+    fn list(&mut self) -> Result<std::collections::BTreeMap<String, String>, protocol::HelperError> {
+        Err(protocol::HelperError::Failed(self.0.clone()))
+    }
+}
+
+fn run_subcommand(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Get | Command::Store | Command::Erase | Command::List | Command::Version => {
+            unreachable!("protocol verbs are served before clap runs")
+        }
+        Command::ConfigureDocker(args) => crate::docker_config::configure(&args),
+        Command::UnconfigureDocker(args) => crate::docker_config::unconfigure(&args),
+        Command::Status(args) => crate::status::run(&args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "docker-credential-latchkey", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(command()).render(&mut std::io::stdout()).map_err(anyhow::Error::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The TOML config file: which store to use, and how each registry gets its credentials.
+//!
+//! ```toml
+//! store = "auto"            # auto | keyring | file
+//!
+//! [registries."ghcr.io"]
+//! mode = "stored"           # credentials from `docker login` / `store`
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::server_url::RegistryKey;
+use crate::store::StoreKind;
+
+/// Config files are a few KiB; refuse anything absurd before parsing it.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Default)]
+pub struct Config {
+    /// The file this came from (it may not exist: then everything is default).
+    pub path: PathBuf,
+    pub exists: bool,
+    pub store: StoreKind,
+    pub registries: BTreeMap<RegistryKey, RegistryConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistryConfig {
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// How a registry's credentials are obtained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Whatever `store` saved (docker login, skopeo login): the classic helper.
+    #[default]
+    Stored,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Stored => "stored",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    store: StoreKind,
+    #[serde(default)]
+    registries: BTreeMap<String, RegistryConfig>,
+}
+
+/// A config file problem, naming the file and, where known, the line and key.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Load the config from its default location (see [`crate::paths::config_file`]).
+    pub fn load_default() -> Result<Config, ConfigError> {
+        Config::load(&crate::paths::config_file())
+    }
+
+    /// Load `path`; a missing file is an empty config, anything unreadable or invalid is an error.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        use std::io::Read;
+        let text = match std::fs::File::open(path) {
+            Ok(f) => {
+                let mut text = String::new();
+                f.take(MAX_CONFIG_BYTES + 1)
+                    .read_to_string(&mut text)
+                    .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+                if text.len() as u64 > MAX_CONFIG_BYTES {
+                    return Err(ConfigError(format!("config file {} is larger than 1 MiB", path.display())));
+                }
+                text
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config { path: path.to_path_buf(), ..Config::default() });
+            }
+            Err(e) => return Err(ConfigError(format!("cannot read config file {}: {e}", path.display()))),
+        };
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .map(|(l, c)| format!(" at line {l}, column {c}"))
+                .unwrap_or_default();
+            ConfigError(format!("invalid config file {}{at}: {}", path.display(), e.message()))
+        })?;
+        let mut registries = BTreeMap::new();
+        for (name, registry) in raw.registries {
+            let key = RegistryKey::parse(&name).map_err(|e| {
+                ConfigError(format!("invalid config file {}: key registries.{name:?}: {e}", path.display()))
+            })?;
+            if registries.insert(key.clone(), registry).is_some() {
+                return Err(ConfigError(format!(
+                    "invalid config file {}: registries.{name:?} names {key}, which another section already configures",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Config { path: path.to_path_buf(), exists: true, store: raw.store, registries })
+    }
+
+    /// The section for `key`, or the default (stored mode).
+    pub fn registry(&self, key: &RegistryKey) -> RegistryConfig {
+        self.registries.get(key).cloned().unwrap_or_default()
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_normalises_keys() {
+        let c = Config::parse(
+            Path::new("c.toml"),
+            "store = \"file\"\n[registries.\"https://GHCR.io/\"]\nmode = \"stored\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.store, StoreKind::File);
+        assert!(c.registries.contains_key(&RegistryKey::parse("ghcr.io").unwrap()));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e =
+            Config::parse(Path::new("/x/c.toml"), "store = \"file\"\n[registries.\"ghcr.io\"]\nmdoe = \"stored\"\n")
+                .unwrap_err()
+                .0;
+        assert!(e.contains("/x/c.toml") && e.contains("line 3") && e.contains("mdoe"), "{e}");
+        let e = Config::parse(Path::new("c.toml"), "store = \"floppy\"\n").unwrap_err().0;
+        assert!(e.contains("line 1") && e.contains("floppy"), "{e}");
+        let e =
+            Config::parse(Path::new("c.toml"), "[registries.\"ghcr.io\"]\n[registries.\"GHCR.IO\"]\n").unwrap_err().0;
+        assert!(e.contains("already"), "{e}");
+    }
+}

@@ -1,0 +1,97 @@
+//! latchkey's implementation of the protocol's [`Helper`]: config decides each registry's
+//! source; `store`/`erase`/`list` go to the credential store, opened only when needed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::config::{Config, Mode};
+use crate::protocol::{Credentials, Helper, HelperError};
+use crate::secret::Secret;
+use crate::server_url::RegistryKey;
+use crate::source::{CredentialSource, stored::StoredSource};
+use crate::store::{self, Opened, Store, StoreKind, StoredCredential};
+
+pub struct Latchkey {
+    config: Config,
+    store_kind: StoreKind,
+    data_dir: PathBuf,
+    store: Option<Opened>,
+}
+
+impl Latchkey {
+    /// `LATCHKEY_STORE` overrides the config file's `store`.
+    pub fn new(config: Config) -> Result<Self, String> {
+        let store_kind = match std::env::var(crate::paths::ENV_STORE) {
+            Ok(v) if !v.is_empty() => StoreKind::parse(&v).ok_or_else(|| {
+                format!("{}={v:?} is not a store; use auto, keyring or file", crate::paths::ENV_STORE)
+            })?,
+            _ => config.store,
+        };
+        Ok(Latchkey { config, store_kind, data_dir: crate::paths::data_dir(), store: None })
+    }
+
+    /// The store, opened on first use: a static-bearer `get` never connects to a keyring.
+    pub fn store(&mut self) -> Result<&Opened, HelperError> {
+        if self.store.is_none() {
+            let opened = store::open(self.store_kind, &self.data_dir).map_err(|e| HelperError::Failed(e.0))?;
+            if let Some(reason) = &opened.fallback_reason {
+                notice_fallback_once(&self.data_dir, reason, &opened.store.describe());
+            }
+            self.store = Some(opened);
+        }
+        Ok(self.store.as_ref().expect("opened above"))
+    }
+
+    fn stored(&mut self) -> Result<&dyn Store, HelperError> {
+        Ok(self.store()?.store.as_ref())
+    }
+
+    fn key(server_url: &str) -> Result<RegistryKey, HelperError> {
+        RegistryKey::parse(server_url).map_err(|e| HelperError::Failed(e.to_string()))
+    }
+}
+
+/// Tell the user, on stderr and once per distinct reason, that `auto` fell back to the file
+/// store. Docker shows a helper's stderr on every pull, so repeating it would be noise.
+fn notice_fallback_once(data_dir: &std::path::Path, reason: &str, described: &str) {
+    let marker = data_dir.join("store-fallback-notice");
+    if std::fs::read_to_string(&marker).is_ok_and(|seen| seen == reason) {
+        return;
+    }
+    eprintln!(
+        "latchkey: the OS keyring is not usable ({reason}); using the {described}. Set store = \"file\" in the config to silence this, or fix the keyring and it will be used again."
+    );
+    if crate::fsutil::ensure_private_dir(data_dir).is_ok() {
+        let _ = crate::fsutil::write_atomic(&marker, reason.as_bytes(), 0o600);
+    }
+}
+
+impl Helper for Latchkey {
+    fn get(&mut self, server_url: &str) -> Result<(String, Secret<String>), HelperError> {
+        let key = Self::key(server_url)?;
+        let answer = match self.config.registry(&key).mode {
+            Mode::Stored => StoredSource { store: self.stored()? }.get(&key)?,
+        };
+        Ok((answer.username, answer.secret))
+    }
+
+    fn store(&mut self, credentials: Credentials) -> Result<(), HelperError> {
+        let key = Self::key(&credentials.server_url)?;
+        let stored = StoredCredential {
+            server_url: credentials.server_url,
+            username: credentials.username,
+            secret: credentials.secret,
+        };
+        self.stored()?.set(&key, &stored).map_err(|e| HelperError::Failed(e.0))
+    }
+
+    fn erase(&mut self, server_url: &str) -> Result<(), HelperError> {
+        let key = Self::key(server_url)?;
+        self.stored()?.delete(&key).map(|_| ()).map_err(|e| HelperError::Failed(e.0))
+    }
+
+    fn list(&mut self) -> Result<BTreeMap<String, String>, HelperError> {
+        let all = self.stored()?.list().map_err(|e| HelperError::Failed(e.0))?;
+        Ok(all.into_iter().map(|(_, c)| (c.server_url.clone(), c.username.clone())).collect())
+    }
+}

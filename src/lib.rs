@@ -1,0 +1,20 @@
+//! latchkey: a Docker credential helper for container registries.
+//!
+//! The binary `docker-credential-latchkey` speaks the docker-credential-helpers protocol
+//! ([`protocol`]) over pluggable stores ([`store`]) and credential sources ([`source`]).
+
+pub mod cli;
+pub mod config;
+pub mod docker_config;
+pub mod fsutil;
+pub mod helper;
+pub mod paths;
+pub mod protocol;
+pub mod secret;
+pub mod server_url;
+pub mod source;
+pub mod status;
+pub mod store;
+
+/// `docker-credential-latchkey (latchkey) 0.1.0`, the `version` verb's answer.
+pub const VERSION_LINE: &str = concat!("docker-credential-latchkey (latchkey) ", env!("CARGO_PKG_VERSION"));

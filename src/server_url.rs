@@ -1,0 +1,147 @@
+//! One registry, one key: the normalisation every lookup goes through.
+//!
+//! docker sends bare hosts (`ghcr.io`), skopeo `host:port`, rules_oci `https://host`, and
+//! Docker Hub goes by four names. A credential stored through any of them must be found
+//! through the others, so every store and config lookup uses [`RegistryKey`].
+
+use std::fmt;
+
+/// The canonical key for Docker Hub.
+pub const DOCKER_HUB: &str = "docker.io";
+
+const DOCKER_HUB_ALIASES: &[&str] =
+    &["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"];
+
+/// A normalised registry host: lower-case, no scheme, no path, port kept.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegistryKey(String);
+
+/// Why a server URL names no registry.
+#[derive(Debug, PartialEq, Eq)]
+pub struct InvalidServerUrl(pub String);
+
+impl fmt::Display for InvalidServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid registry server URL {:?}: {}",
+            self.0, "expected a host such as ghcr.io, localhost:5000 or https://ghcr.io"
+        )
+    }
+}
+
+impl std::error::Error for InvalidServerUrl {}
+
+impl RegistryKey {
+    /// Normalise a server URL as any client sends it.
+    pub fn parse(server_url: &str) -> Result<Self, InvalidServerUrl> {
+        let invalid = || InvalidServerUrl(server_url.to_owned());
+        let trimmed = server_url.trim();
+        let rest = match trimmed.find("://") {
+            Some(i) => {
+                let scheme = &trimmed[..i];
+                if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
+                    return Err(invalid());
+                }
+                &trimmed[i + 3..]
+            }
+            None => trimmed,
+        };
+        // The authority ends at the first '/', '?' or '#'; anything after is a path.
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if authority.contains('@') {
+            // Userinfo in a server URL is a credential in the wrong place; refuse it.
+            return Err(invalid());
+        }
+        let host = authority.to_ascii_lowercase();
+        if host.is_empty() || host.starts_with(':') || host.ends_with(':') {
+            return Err(invalid());
+        }
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_' | '[' | ']');
+        if !host.chars().all(valid_char) {
+            return Err(invalid());
+        }
+        if DOCKER_HUB_ALIASES.contains(&host.as_str()) {
+            return Ok(RegistryKey(DOCKER_HUB.to_owned()));
+        }
+        Ok(RegistryKey(host))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The host:port part for building URLs (Docker Hub's API host, not its alias).
+    pub fn api_host(&self) -> &str {
+        if self.0 == DOCKER_HUB { "registry-1.docker.io" } else { &self.0 }
+    }
+}
+
+impl fmt::Display for RegistryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> String {
+        RegistryKey::parse(s).unwrap().0
+    }
+
+    #[test]
+    fn ghcr_spellings_are_one_key() {
+        for s in [
+            "ghcr.io",
+            "https://ghcr.io",
+            "https://ghcr.io/",
+            "https://ghcr.io/v2/",
+            "GHCR.IO",
+            " ghcr.io\n",
+            "http://ghcr.io/v2",
+        ] {
+            assert_eq!(key(s), "ghcr.io", "{s}");
+        }
+    }
+
+    #[test]
+    fn ports_are_kept() {
+        assert_eq!(key("127.0.0.1:5001"), "127.0.0.1:5001");
+        assert_eq!(key("https://localhost:5000/v2/"), "localhost:5000");
+        assert_eq!(key("[::1]:5000"), "[::1]:5000");
+        assert_ne!(key("localhost:5000"), key("localhost"));
+    }
+
+    #[test]
+    fn docker_hub_aliases_are_one_key() {
+        for s in [
+            "docker.io",
+            "index.docker.io",
+            "registry-1.docker.io",
+            "https://index.docker.io/v1/",
+            "https://registry-1.docker.io/v2/",
+        ] {
+            assert_eq!(key(s), DOCKER_HUB, "{s}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        for s in [
+            "",
+            "   ",
+            "https://",
+            "ftp://x.io",
+            "user:pw@x.io",
+            "https://u@x.io",
+            "x .io",
+            ":5000",
+            "x.io:",
+            "a\u{0}b",
+        ] {
+            assert!(RegistryKey::parse(s).is_err(), "{s:?}");
+        }
+    }
+}

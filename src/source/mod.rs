@@ -1,0 +1,19 @@
+//! Credential sources: where a `get` answer comes from. Each registry's mode picks one;
+//! they are peers behind [`CredentialSource`].
+
+use crate::protocol::HelperError;
+use crate::secret::Secret;
+use crate::server_url::RegistryKey;
+
+pub mod stored;
+
+/// An answer to `get`: the username (or a convention such as `<token>`) and the secret.
+pub struct Answer {
+    pub username: String,
+    pub secret: Secret<String>,
+}
+
+pub trait CredentialSource {
+    /// The credentials for `key`; `Err(HelperError::NotFound)` when there are none.
+    fn get(&mut self, key: &RegistryKey) -> Result<Answer, HelperError>;
+}
