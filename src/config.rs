@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::server_url::RegistryKey;
+use crate::source::static_bearer::IdentitySource;
 use crate::store::StoreKind;
 
 /// Config files are a few KiB; refuse anything absurd before parsing it.
@@ -28,11 +29,17 @@ pub struct Config {
     pub registries: BTreeMap<RegistryKey, RegistryConfig>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RegistryConfig {
     #[serde(default)]
     pub mode: Mode,
+    /// Where a static bearer's token comes from (`mode = "static-bearer"`).
+    #[serde(default)]
+    pub identity: Option<IdentitySource>,
+    /// Never hand out a token that expires sooner than this (default 120 s).
+    #[serde(default)]
+    pub min_validity_secs: Option<u64>,
 }
 
 /// How a registry's credentials are obtained.
@@ -42,12 +49,15 @@ pub enum Mode {
     /// Whatever `store` saved (docker login, skopeo login): the classic helper.
     #[default]
     Stored,
+    /// `<static_bearer>` and a JWT from the registry's `identity` source.
+    StaticBearer,
 }
 
 impl Mode {
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Stored => "stored",
+            Mode::StaticBearer => "static-bearer",
         }
     }
 }
@@ -115,6 +125,23 @@ impl Config {
             let key = RegistryKey::parse(&name).map_err(|e| {
                 ConfigError(format!("invalid config file {}: key registries.{name:?}: {e}", path.display()))
             })?;
+            let section = |what: String| {
+                ConfigError(format!("invalid config file {}: registries.{name:?}: {what}", path.display()))
+            };
+            match (registry.mode, &registry.identity) {
+                (Mode::StaticBearer, None) => {
+                    return Err(section(
+                        "mode = \"static-bearer\" needs an [identity] table saying where the token comes from".into(),
+                    ));
+                }
+                (Mode::Stored, Some(_)) => {
+                    return Err(section(
+                        "has an identity table but mode = \"stored\"; set mode = \"static-bearer\" to use it".into(),
+                    ));
+                }
+                (_, Some(identity)) => identity.validate().map_err(|e| section(format!("identity: {e}")))?,
+                _ => {}
+            }
             if registries.insert(key.clone(), registry).is_some() {
                 return Err(ConfigError(format!(
                     "invalid config file {}: registries.{name:?} names {key}, which another section already configures",
@@ -151,6 +178,25 @@ mod tests {
         .unwrap();
         assert_eq!(c.store, StoreKind::File);
         assert!(c.registries.contains_key(&RegistryKey::parse("ghcr.io").unwrap()));
+    }
+
+    #[test]
+    fn static_bearer_sections_parse() {
+        let text = r#"
+[registries."reg.internal:5000"]
+mode = "static-bearer"
+min-validity-secs = 300
+[registries."reg.internal:5000".identity]
+source = "exchange"
+url = "https://sts.example/token"
+audience = "reg.internal"
+subject = { source = "file", path = "/var/run/secrets/token" }
+"#;
+        let c = Config::parse(Path::new("c.toml"), text).unwrap();
+        let r = c.registry(&RegistryKey::parse("https://reg.internal:5000").unwrap());
+        assert_eq!(r.mode, Mode::StaticBearer);
+        assert_eq!(r.min_validity_secs, Some(300));
+        assert_eq!(r.identity.unwrap().kind(), "exchange");
     }
 
     #[test]

@@ -8,8 +8,10 @@ use crate::config::{Config, Mode};
 use crate::protocol::{Credentials, Helper, HelperError};
 use crate::secret::Secret;
 use crate::server_url::RegistryKey;
+use crate::source::static_bearer::{DEFAULT_MIN_VALIDITY_SECS, StaticBearer};
 use crate::source::{CredentialSource, stored::StoredSource};
 use crate::store::{self, Opened, Store, StoreKind, StoredCredential};
+use std::time::Duration;
 
 pub struct Latchkey {
     config: Config,
@@ -46,7 +48,35 @@ impl Latchkey {
         Ok(self.store()?.store.as_ref())
     }
 
-    fn key(server_url: &str) -> Result<RegistryKey, HelperError> {
+    /// The static-bearer source for `key`, if the config gives it that mode.
+    pub fn static_bearer<'a>(&'a self, key: &'a RegistryKey) -> Result<StaticBearer<'a>, HelperError> {
+        let registry = self.config.registries.get(key);
+        match registry.and_then(|r| r.identity.as_ref().map(|i| (r, i))) {
+            Some((r, identity)) if r.mode == Mode::StaticBearer => Ok(StaticBearer {
+                key,
+                identity,
+                min_validity: Duration::from_secs(r.min_validity_secs.unwrap_or(DEFAULT_MIN_VALIDITY_SECS)),
+                cache_dir: crate::paths::cache_dir(),
+            }),
+            _ => Err(HelperError::failed(format_args!(
+                "{key} is not a static-bearer registry in {}; add [registries.\"{key}\"] with mode = \"static-bearer\" and an [identity] table",
+                self.config.path.display()
+            ))),
+        }
+    }
+
+    fn refuse_unless_stored(&self, key: &RegistryKey, verb: &str) -> Result<(), HelperError> {
+        match self.config.registry(key).mode {
+            Mode::Stored => Ok(()),
+            mode => Err(HelperError::failed(format_args!(
+                "{key} is a {} registry in {}: its credentials come from its configured source, so there is nothing to {verb}",
+                mode.as_str(),
+                self.config.path.display()
+            ))),
+        }
+    }
+
+    pub fn key(server_url: &str) -> Result<RegistryKey, HelperError> {
         RegistryKey::parse(server_url).map_err(|e| HelperError::Failed(e.to_string()))
     }
 }
@@ -71,12 +101,14 @@ impl Helper for Latchkey {
         let key = Self::key(server_url)?;
         let answer = match self.config.registry(&key).mode {
             Mode::Stored => StoredSource { store: self.stored()? }.get(&key)?,
+            Mode::StaticBearer => self.static_bearer(&key)?.get(&key)?,
         };
         Ok((answer.username, answer.secret))
     }
 
     fn store(&mut self, credentials: Credentials) -> Result<(), HelperError> {
         let key = Self::key(&credentials.server_url)?;
+        self.refuse_unless_stored(&key, "store")?;
         let stored = StoredCredential {
             server_url: credentials.server_url,
             username: credentials.username,
@@ -87,6 +119,10 @@ impl Helper for Latchkey {
 
     fn erase(&mut self, server_url: &str) -> Result<(), HelperError> {
         let key = Self::key(server_url)?;
+        if self.config.registry(&key).mode == Mode::StaticBearer {
+            // `docker logout`: forget the cached token; the source itself stays configured.
+            return self.static_bearer(&key)?.forget().map_err(HelperError::Failed);
+        }
         self.stored()?.delete(&key).map(|_| ()).map_err(|e| HelperError::Failed(e.0))
     }
 

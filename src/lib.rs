@@ -8,6 +8,8 @@ pub mod config;
 pub mod docker_config;
 pub mod fsutil;
 pub mod helper;
+pub mod http;
+pub mod jwt;
 pub mod paths;
 pub mod protocol;
 pub mod secret;
@@ -15,6 +17,7 @@ pub mod server_url;
 pub mod source;
 pub mod status;
 pub mod store;
+pub mod token_cache;
 
 /// `docker-credential-latchkey (latchkey) 0.1.0`, the `version` verb's answer.
 pub const VERSION_LINE: &str = concat!("docker-credential-latchkey (latchkey) ", env!("CARGO_PKG_VERSION"));

@@ -5,6 +5,7 @@ use crate::protocol::HelperError;
 use crate::secret::Secret;
 use crate::server_url::RegistryKey;
 
+pub mod static_bearer;
 pub mod stored;
 
 /// An answer to `get`: the username (or a convention such as `<token>`) and the secret.

@@ -1,0 +1,114 @@
+//! The one place latchkey builds an HTTP client: rustls (ring, no OpenSSL), bounded time,
+//! bounded bodies, errors that name the peer. Only cold paths come here; a cached `get`
+//! never builds a client.
+
+use std::io::Read;
+use std::time::Duration;
+
+/// Bodies latchkey reads are tokens and small JSON documents.
+pub const MAX_BODY_BYTES: u64 = 256 * 1024;
+
+/// A blocking client with a connect timeout and an overall per-request timeout.
+/// `peer` names the server in every error ("identity endpoint", "token exchange service").
+pub struct Client {
+    inner: reqwest::blocking::Client,
+    peer: String,
+}
+
+/// A response whose body has been read (bounded).
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Client {
+    pub fn new(peer: &str, timeout: Duration) -> Result<Client, String> {
+        // Installing the provider twice is harmless; it only fails if one is already set.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let inner = reqwest::blocking::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot set up an HTTP client for the {peer}: {}", error_chain(&e)))?;
+        Ok(Client { inner, peer: peer.to_owned() })
+    }
+
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    pub fn get(&self, url: &str) -> reqwest::blocking::RequestBuilder {
+        self.inner.get(url)
+    }
+
+    pub fn post(&self, url: &str) -> reqwest::blocking::RequestBuilder {
+        self.inner.post(url)
+    }
+
+    /// Send and read at most [`MAX_BODY_BYTES`]. `url_for_errors` must carry no secret.
+    pub fn send(&self, request: reqwest::blocking::RequestBuilder, url_for_errors: &str) -> Result<Response, String> {
+        let peer = &self.peer;
+        let response = request.send().map_err(|e| {
+            let why = if e.is_timeout() {
+                "timed out".to_owned()
+            } else if e.is_connect() {
+                format!("cannot connect ({})", error_chain(&e))
+            } else if e.is_redirect() {
+                "too many redirects".to_owned()
+            } else {
+                error_chain(&e)
+            };
+            format!("the {peer} at {url_for_errors} did not answer: {why}")
+        })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        response
+            .take(MAX_BODY_BYTES + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| format!("the {peer} at {url_for_errors} sent a broken or too slow response body: {e}"))?;
+        if body.len() as u64 > MAX_BODY_BYTES {
+            return Err(format!(
+                "the {peer} at {url_for_errors} sent more than {} KiB; refusing to read further",
+                MAX_BODY_BYTES / 1024
+            ));
+        }
+        Ok(Response { status, headers, body })
+    }
+}
+
+impl Response {
+    /// A short, printable description of the body for error messages: the first line of
+    /// text (bounded), or its size when it is not text. Callers must only use this for
+    /// bodies that carry no secret (error responses).
+    pub fn body_excerpt(&self) -> String {
+        match std::str::from_utf8(&self.body) {
+            Ok(text) => {
+                let trimmed = text.trim();
+                if trimmed.starts_with('<') {
+                    return "an HTML page".to_owned();
+                }
+                let line: String = trimmed.lines().next().unwrap_or("").chars().take(200).collect();
+                if line.is_empty() { "an empty body".to_owned() } else { format!("{line:?}") }
+            }
+            Err(_) => format!("{} bytes of binary data", self.body.len()),
+        }
+    }
+}
+
+/// reqwest's Display hides the cause ("error sending request"); the chain has the reason.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,145 @@
+//! Static bearer: `get` answers `<static_bearer>` and a JWT the client sends verbatim as
+//! `Authorization: Bearer`. The JWT comes from an [`IdentitySource`]; refreshable sources go
+//! through the [`TokenCache`], and no token that expires within the safety margin is handed out.
+
+pub mod identity;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+pub use identity::IdentitySource;
+
+use super::{Answer, CredentialSource};
+use crate::jwt;
+use crate::protocol::HelperError;
+use crate::server_url::RegistryKey;
+use crate::token_cache::{CachedToken, TokenCache, unix};
+
+/// The username convention rules_oci (and latchkey's resolver) read as "send Secret as a bearer".
+pub const STATIC_BEARER_USERNAME: &str = "<static_bearer>";
+/// Default safety margin: a token must stay valid this long after we hand it out.
+pub const DEFAULT_MIN_VALIDITY_SECS: u64 = 120;
+
+pub struct StaticBearer<'a> {
+    pub key: &'a RegistryKey,
+    pub identity: &'a IdentitySource,
+    pub min_validity: Duration,
+    pub cache_dir: PathBuf,
+}
+
+impl CredentialSource for StaticBearer<'_> {
+    fn get(&mut self, _key: &RegistryKey) -> Result<Answer, HelperError> {
+        let token = self.token().map_err(HelperError::Failed)?;
+        Ok(Answer { username: STATIC_BEARER_USERNAME.to_owned(), secret: token.secret() })
+    }
+}
+
+impl StaticBearer<'_> {
+    fn cache(&self) -> TokenCache {
+        // Any change to the source's config is a different token: key the cache by all of it.
+        TokenCache::new(&self.cache_dir, &format!("{}|{:?}", self.key, self.identity))
+    }
+
+    /// A token valid for at least `min_validity`, from the cache or the source.
+    pub fn token(&self) -> Result<CachedToken, String> {
+        let context = |e: String| format!("static bearer for {} ({}): {e}", self.key, self.identity.describe());
+        if !self.identity.refreshable() {
+            return self.obtain().map_err(context);
+        }
+        let wait = Duration::from_secs(30);
+        self.cache().get_or_refresh(self.min_validity, wait, || self.obtain()).map_err(context)
+    }
+
+    /// Drop the cached token so the next `get` asks the source again.
+    pub fn forget(&self) -> Result<(), String> {
+        self.cache().clear().map_err(|e| format!("cannot remove the cached token for {}: {e}", self.key))
+    }
+
+    /// The cached token, without refreshing (for `status`).
+    pub fn cached(&self) -> Option<CachedToken> {
+        if self.identity.refreshable() { self.cache().read() } else { self.obtain().ok() }
+    }
+
+    /// Ask the source (or sign) now, and check the result before anyone sees it.
+    fn obtain(&self) -> Result<CachedToken, String> {
+        let now = SystemTime::now();
+        let token = match self.identity {
+            IdentitySource::Mint { .. } => mint(self.identity, now)?,
+            other => other.fetch(now)?,
+        };
+        let claims = jwt::inspect(token.expose()).map_err(|e| format!("the token is not a usable JWT: {e}"))?;
+        jwt::check_usable(&claims, now, self.min_validity, self.identity.expected_audience())
+            .map_err(|e| self.explain_unusable(e))?;
+        Ok(CachedToken {
+            token: token.expose().clone(),
+            expires_at: claims.expires_at.unwrap_or(0),
+            subject: claims.subject.clone(),
+            audience: claims.audience.clone(),
+            obtained_at: unix(now),
+        })
+    }
+
+    fn explain_unusable(&self, e: jwt::JwtError) -> String {
+        if self.identity.refreshable() {
+            format!(
+                "{e}; the source was just asked, so it issues tokens that are already unusable (check its clock and lifetime against min-validity-secs = {})",
+                self.min_validity.as_secs()
+            )
+        } else {
+            format!("{e}; put a fresh token there (a {} token is not refreshed by latchkey)", self.identity.kind())
+        }
+    }
+}
+
+fn mint(identity: &IdentitySource, now: SystemTime) -> Result<crate::secret::Secret<String>, String> {
+    let IdentitySource::Mint {
+        algorithm,
+        private_key_file,
+        certificate_chain_file,
+        kid,
+        issuer,
+        subject,
+        audience,
+        lifetime_secs,
+        access,
+        extra_claims,
+    } = identity
+    else {
+        unreachable!("only called for mint sources")
+    };
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+    };
+    let private_key_pem = crate::secret::Secret::new(read(private_key_file, "private key file")?);
+    let key_id = match (kid.as_deref(), certificate_chain_file) {
+        (Some("none"), None) => jwt::KeyIdHeader::None,
+        (Some("libtrust"), None) | (None, None) => jwt::KeyIdHeader::Libtrust,
+        (Some(literal), None) => jwt::KeyIdHeader::Kid(literal.to_owned()),
+        (None, Some(chain)) => {
+            let pem = read(chain, "certificate chain file")?;
+            jwt::KeyIdHeader::X5c(jwt::load_pem_chain(&pem).map_err(|e| format!("{}: {e}", chain.display()))?)
+        }
+        (Some(_), Some(_)) => {
+            return Err("set either kid or certificate-chain-file (x5c), not both".into());
+        }
+    };
+    let mut extra = serde_json::Map::new();
+    for (name, value) in extra_claims {
+        extra.insert(name.clone(), serde_json::to_value(value).map_err(|e| format!("extra claim {name:?}: {e}"))?);
+    }
+    if let Some(access) = access {
+        extra.insert("access".into(), serde_json::to_value(access).map_err(|e| format!("access claim: {e}"))?);
+    }
+    let spec = jwt::MintSpec {
+        algorithm: *algorithm,
+        private_key_pem,
+        key_id,
+        issuer: issuer.clone(),
+        subject: subject.clone(),
+        audience: audience.clone(),
+        lifetime: Duration::from_secs(*lifetime_secs),
+        not_before_skew: Duration::from_secs(30),
+        extra_claims: extra,
+    };
+    jwt::mint(&spec, now).map_err(|e| format!("cannot sign the token: {e}"))
+}
