@@ -44,6 +44,16 @@ pub enum Command {
     UnconfigureDocker(crate::docker_config::UnconfigureArgs),
     /// Show the store in use and why, the config, and each registry's mode
     Status(crate::status::StatusArgs),
+    /// Print the bearer token for a static-bearer REGISTRY (for scripts)
+    Token {
+        /// Registry host as configured (ghcr.io, localhost:5000, https://host)
+        registry: String,
+    },
+    /// Print `Authorization: Bearer <token>` for a static-bearer REGISTRY (curl -H @-)
+    Header {
+        /// Registry host as configured
+        registry: String,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -117,6 +127,16 @@ impl protocol::Helper for BrokenConfig {
     }
 }
 
+fn print_token(registry: &str, prefix: &str) -> anyhow::Result<()> {
+    let helper = Latchkey::new(Config::load_default()?).map_err(anyhow::Error::msg)?;
+    let key = Latchkey::key(registry).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = helper.static_bearer(&key).and_then(|s| s.token().map_err(protocol::HelperError::Failed));
+    let token = token.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{prefix}{}", token.secret().expose())?;
+    Ok(())
+}
+
 fn run_subcommand(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Get | Command::Store | Command::Erase | Command::List | Command::Version => {
@@ -125,6 +145,8 @@ fn run_subcommand(cli: Cli) -> ExitCode {
         Command::ConfigureDocker(args) => crate::docker_config::configure(&args),
         Command::UnconfigureDocker(args) => crate::docker_config::unconfigure(&args),
         Command::Status(args) => crate::status::run(&args),
+        Command::Token { registry } => print_token(&registry, ""),
+        Command::Header { registry } => print_token(&registry, "Authorization: Bearer "),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "docker-credential-latchkey", &mut std::io::stdout());
             Ok(())

@@ -30,3 +30,19 @@ pub fn configure(_args: &ConfigureArgs) -> anyhow::Result<()> {
 pub fn unconfigure(_args: &UnconfigureArgs) -> anyhow::Result<()> {
     anyhow::bail!("not implemented yet")
 }
+
+/// What `status` shows about docker's config (placeholder until configure-docker lands).
+#[derive(serde::Serialize)]
+pub struct DockerReport {
+    pub path: String,
+}
+
+impl std::fmt::Display for DockerReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
+pub fn report() -> Option<DockerReport> {
+    None
+}
