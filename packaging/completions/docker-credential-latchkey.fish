@@ -1,0 +1,70 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_docker_credential_latchkey_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_docker_credential_latchkey_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_docker_credential_latchkey_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_docker_credential_latchkey_using_subcommand
+    set -l cmd (__fish_docker_credential_latchkey_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -s V -l version -d 'Print version'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "get" -d 'Protocol: print the credentials for the server URL on stdin as JSON'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "store" -d 'Protocol: store {"ServerURL","Username","Secret"} read from stdin'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "erase" -d 'Protocol: erase the credentials for the server URL on stdin'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "list" -d 'Protocol: print {server URL: username} of everything stored'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "version" -d 'Protocol: print the version'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "configure-docker" -d 'Point docker\'s config.json credHelpers at latchkey for REGISTRY...'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "unconfigure-docker" -d 'Remove latchkey\'s credHelpers entries for REGISTRY... from docker\'s config.json'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "status" -d 'Show the store in use and why, the config, and each registry\'s mode'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "token" -d 'Print the bearer token for a static-bearer REGISTRY (for scripts)'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "header" -d 'Print `Authorization: Bearer <token>` for a static-bearer REGISTRY (curl -H @-)'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "man" -d 'Print the man page (roff)'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand get" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand store" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand erase" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand list" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand version" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand configure-docker" -l force -d 'Replace another helper\'s entry for these registries'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand configure-docker" -l dry-run -d 'Show the change as a diff without writing it'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand configure-docker" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand unconfigure-docker" -l dry-run -d 'Show the change as a diff without writing it'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand unconfigure-docker" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand status" -l json -d 'Machine-readable output (JSON on stdout)'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand status" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand token" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand header" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand man" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "get" -d 'Protocol: print the credentials for the server URL on stdin as JSON'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "store" -d 'Protocol: store {"ServerURL","Username","Secret"} read from stdin'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "erase" -d 'Protocol: erase the credentials for the server URL on stdin'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "list" -d 'Protocol: print {server URL: username} of everything stored'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "version" -d 'Protocol: print the version'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "configure-docker" -d 'Point docker\'s config.json credHelpers at latchkey for REGISTRY...'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "unconfigure-docker" -d 'Remove latchkey\'s credHelpers entries for REGISTRY... from docker\'s config.json'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "status" -d 'Show the store in use and why, the config, and each registry\'s mode'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "token" -d 'Print the bearer token for a static-bearer REGISTRY (for scripts)'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "header" -d 'Print `Authorization: Bearer <token>` for a static-bearer REGISTRY (curl -H @-)'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "man" -d 'Print the man page (roff)'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand help; and not __fish_seen_subcommand_from get store erase list version configure-docker unconfigure-docker status token header completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
