@@ -19,6 +19,7 @@ use crate::protocol;
     long_about = "A Docker credential helper for container registries.\n\n\
         docker, skopeo, podman and rules_oci call it with one verb (get, store, erase, list, version) \
         and JSON on stdin/stdout; the other subcommands are for people and scripts.",
+    disable_help_subcommand = true,
     after_help = "Config file: $LATCHKEY_CONFIG or ~/.config/latchkey/config.toml. Store: LATCHKEY_STORE=auto|keyring|file."
 )]
 pub struct Cli {

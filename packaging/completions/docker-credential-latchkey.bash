@@ -31,9 +31,6 @@ _docker__credential__latchkey() {
             docker__credential__latchkey,header)
                 cmd="docker__credential__latchkey__subcmd__header"
                 ;;
-            docker__credential__latchkey,help)
-                cmd="docker__credential__latchkey__subcmd__help"
-                ;;
             docker__credential__latchkey,list)
                 cmd="docker__credential__latchkey__subcmd__list"
                 ;;
@@ -55,45 +52,6 @@ _docker__credential__latchkey() {
             docker__credential__latchkey,version)
                 cmd="docker__credential__latchkey__subcmd__version"
                 ;;
-            docker__credential__latchkey__subcmd__help,completions)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__completions"
-                ;;
-            docker__credential__latchkey__subcmd__help,configure-docker)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__configure__subcmd__docker"
-                ;;
-            docker__credential__latchkey__subcmd__help,erase)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__erase"
-                ;;
-            docker__credential__latchkey__subcmd__help,get)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__get"
-                ;;
-            docker__credential__latchkey__subcmd__help,header)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__header"
-                ;;
-            docker__credential__latchkey__subcmd__help,help)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__help"
-                ;;
-            docker__credential__latchkey__subcmd__help,list)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__list"
-                ;;
-            docker__credential__latchkey__subcmd__help,man)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__man"
-                ;;
-            docker__credential__latchkey__subcmd__help,status)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__status"
-                ;;
-            docker__credential__latchkey__subcmd__help,store)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__store"
-                ;;
-            docker__credential__latchkey__subcmd__help,token)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__token"
-                ;;
-            docker__credential__latchkey__subcmd__help,unconfigure-docker)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__unconfigure__subcmd__docker"
-                ;;
-            docker__credential__latchkey__subcmd__help,version)
-                cmd="docker__credential__latchkey__subcmd__help__subcmd__version"
-                ;;
             *)
                 ;;
         esac
@@ -101,7 +59,7 @@ _docker__credential__latchkey() {
 
     case "${cmd}" in
         docker__credential__latchkey)
-            opts="-h -V --help --version get store erase list version configure-docker unconfigure-docker status token header completions man help"
+            opts="-h -V --help --version get store erase list version configure-docker unconfigure-docker status token header completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -173,202 +131,6 @@ _docker__credential__latchkey() {
         docker__subcmd__credential__subcmd__latchkey__subcmd__header)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help)
-            opts="get store erase list version configure-docker unconfigure-docker status token header completions man help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__completions)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__configure__subcmd__docker)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__erase)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__get)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__header)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__list)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__man)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__status)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__store)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__token)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__unconfigure__subcmd__docker)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        docker__subcmd__credential__subcmd__latchkey__subcmd__help__subcmd__version)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
