@@ -86,8 +86,8 @@ pub fn configure(args: &ConfigureArgs) -> Result<()> {
             plan(path, move |text| configure_text(text, &keys, args.force))
         })
         .collect::<Result<Vec<_>>>()?;
-    let any_entry = finish(plans, args.dry_run)?;
-    if any_entry && !args.dry_run && !on_path(HELPER_EXE) {
+    finish(plans, args.dry_run)?;
+    if !args.dry_run && !on_path(HELPER_EXE) {
         eprintln!(
             "latchkey: warning: {HELPER_EXE} is not on PATH; docker, skopeo and rules_oci run it from PATH, \
              so they will fail until it is"
@@ -221,8 +221,9 @@ fn entry_keys(registries: &[RegistryKey], kind: FileKind) -> Vec<String> {
 
 fn on_path(exe: &str) -> bool {
     let Some(path) = std::env::var_os("PATH") else { return false };
+    let exe = format!("{exe}{}", std::env::consts::EXE_SUFFIX);
     std::env::split_paths(&path).any(|dir| {
-        let candidate = dir.join(exe);
+        let candidate = dir.join(&exe);
         match fs::metadata(&candidate) {
             #[cfg(unix)]
             Ok(m) => {
@@ -247,8 +248,6 @@ struct Edited {
     changed: bool,
     /// One line per registry key, for stderr.
     notes: Vec<String>,
-    /// Whether the file ends up with at least one latchkey entry among those asked about.
-    has_entries: bool,
 }
 
 /// Why an edit cannot be made; the file is left as it is.
@@ -256,8 +255,8 @@ struct Edited {
 enum EditError {
     /// The text is not a JSON object (serde_json's message carries the position).
     Invalid(String),
-    /// Other helpers own these keys: (key, current helper as written).
-    Conflicts(Vec<(String, String)>),
+    /// Other helpers own these keys: (key, current value).
+    Conflicts(Vec<(String, Value)>),
     /// `credHelpers` exists but is not an object (its JSON type).
     HelpersNotObject(&'static str),
 }
@@ -321,7 +320,10 @@ fn run_edit(path: &Path, original: Option<&[u8]>, edit: &EditFn<'_>) -> Result<E
         EditError::Conflicts(conflicts) => {
             let list = conflicts
                 .iter()
-                .map(|(key, helper)| format!("{key:?} uses {helper:?} (docker-credential-{helper})"))
+                .map(|(key, value)| match value {
+                    Value::Str(helper) => format!("{key:?} uses {helper:?} (docker-credential-{helper})"),
+                    Value::Other(raw) => format!("{key:?} is {raw}, not a helper name"),
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             anyhow::anyhow!(
@@ -338,10 +340,8 @@ fn is_blank(bytes: &[u8]) -> bool {
 }
 
 /// Print the notes and write (or, for a dry run, diff) every planned file. Every file was
-/// planned, and so checked, before the first one is written. Returns whether any file has
-/// latchkey entries for the registries asked about.
-fn finish(plans: Vec<Plan<'_>>, dry_run: bool) -> Result<bool> {
-    let mut any_entry = false;
+/// planned, and so checked, before the first one is written.
+fn finish(plans: Vec<Plan<'_>>, dry_run: bool) -> Result<()> {
     for mut plan in plans {
         if !dry_run && plan.edited.changed {
             write_plan(&mut plan)?;
@@ -350,7 +350,6 @@ fn finish(plans: Vec<Plan<'_>>, dry_run: bool) -> Result<bool> {
         for note in &plan.edited.notes {
             eprintln!("latchkey: {shown}: {note}");
         }
-        any_entry |= plan.edited.has_entries;
         if !plan.edited.changed {
             eprintln!("latchkey: {shown}: already up to date; nothing changed");
             continue;
@@ -371,7 +370,7 @@ fn finish(plans: Vec<Plan<'_>>, dry_run: bool) -> Result<bool> {
             eprintln!("latchkey: {shown}: updated");
         }
     }
-    Ok(any_entry)
+    Ok(())
 }
 
 /// Write a plan's text over its target, atomically, keeping the target's permissions (a new
@@ -458,11 +457,11 @@ fn configure_text(text: &str, keys: &[String], force: bool) -> std::result::Resu
     let mut text = if text.trim().is_empty() { EMPTY_DOC.to_owned() } else { text.to_owned() };
     let doc = Doc::parse(&text)?;
     if !force {
-        let conflicts: Vec<(String, String)> = keys
+        let conflicts: Vec<(String, Value)> = keys
             .iter()
             .filter_map(|key| match doc.helper(&text, key) {
                 Some(Entry { value: Value::Str(v), .. }) if v == HELPER => None,
-                Some(entry) => Some((key.clone(), entry.value.describe())),
+                Some(entry) => Some((key.clone(), entry.value)),
                 None => None,
             })
             .collect();
@@ -479,7 +478,7 @@ fn configure_text(text: &str, keys: &[String], force: bool) -> std::result::Resu
                 notes.push(format!("{key:?} already uses {HELPER:?}"));
             }
             Some(entry) => {
-                notes.push(format!("{key:?}: replaced {} with {HELPER:?} (--force)", entry.value.describe_quoted()));
+                notes.push(format!("{key:?}: replaced {} with {HELPER:?} (--force)", entry.value.describe()));
                 text.replace_range(entry.member.value_start..entry.member.value_end, &helper_json());
                 changed = true;
             }
@@ -490,7 +489,7 @@ fn configure_text(text: &str, keys: &[String], force: bool) -> std::result::Resu
             }
         }
     }
-    Ok(Edited { text, changed, notes, has_entries: !keys.is_empty() })
+    Ok(Edited { text, changed, notes })
 }
 
 /// Remove every credHelpers entry that names one of `registries` (in any spelling) and whose
@@ -526,7 +525,7 @@ fn unconfigure_text(text: &str, registries: &[RegistryKey]) -> std::result::Resu
                 notes.push(format!(
                     "note: {:?} uses {}, not {HELPER:?}; left alone",
                     m.key,
-                    Value::of(&text, m).describe_quoted()
+                    Value::of(&text, m).describe()
                 ));
                 said = true;
             }
@@ -536,7 +535,7 @@ fn unconfigure_text(text: &str, registries: &[RegistryKey]) -> std::result::Resu
         }
     }
     let changed = !removed.is_empty();
-    Ok(Edited { text, changed, notes, has_entries: false })
+    Ok(Edited { text, changed, notes })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -579,7 +578,7 @@ struct Doc {
     helpers: Helpers,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 enum Value {
     Str(String),
     /// Any other JSON value, as written.
@@ -595,15 +594,8 @@ impl Value {
         }
     }
 
-    /// The helper as a user would name it.
+    /// The value as a user would recognise it: a quoted helper name, or the JSON as written.
     fn describe(&self) -> String {
-        match self {
-            Value::Str(s) => s.clone(),
-            Value::Other(raw) => raw.clone(),
-        }
-    }
-
-    fn describe_quoted(&self) -> String {
         match self {
             Value::Str(s) => format!("{s:?}"),
             Value::Other(raw) => raw.clone(),
@@ -1088,7 +1080,13 @@ mod tests {
         let text = r#"{"credHelpers": {"gcr.io": "gcloud", "ecr.io": "ecr-login", "ghcr.io": "latchkey"}}"#;
         match configure_text(text, &keys(&["gcr.io", "ghcr.io", "ecr.io"]), false) {
             Err(EditError::Conflicts(c)) => {
-                assert_eq!(c, vec![("gcr.io".into(), "gcloud".into()), ("ecr.io".into(), "ecr-login".into())])
+                assert_eq!(
+                    c,
+                    vec![
+                        ("gcr.io".into(), Value::Str("gcloud".into())),
+                        ("ecr.io".into(), Value::Str("ecr-login".into()))
+                    ]
+                )
             }
             other => panic!("{other:?}"),
         }
