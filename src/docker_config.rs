@@ -1290,19 +1290,3 @@ mod tests {
         assert!(diff.contains("@@ -15,6 +15,6 @@\n"), "{diff}");
     }
 }
-
-/// What `status` shows about docker's config (placeholder until configure-docker lands).
-#[derive(serde::Serialize)]
-pub struct DockerReport {
-    pub path: String,
-}
-
-impl std::fmt::Display for DockerReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.path)
-    }
-}
-
-pub fn report() -> Option<DockerReport> {
-    None
-}

@@ -30,6 +30,12 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let tmp = dir.join(tmp_name);
     let result = (|| {
         let mut file = create_new_with_mode(&tmp, mode)?;
+        // The umask narrowed the creation mode; set exactly what the caller asked for.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
         file.write_all(contents)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;

@@ -24,8 +24,8 @@ impl fmt::Display for InvalidServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid registry server URL {:?}: {}",
-            self.0, "expected a host such as ghcr.io, localhost:5000 or https://ghcr.io"
+            "invalid registry server URL {:?}: expected a host such as ghcr.io, localhost:5000 or https://ghcr.io",
+            self.0
         )
     }
 }

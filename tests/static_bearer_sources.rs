@@ -353,7 +353,8 @@ fn identity_endpoint_with_request_bearer_and_audience() {
 #[test]
 fn identity_endpoint_faults_are_clear_and_bounded() {
     let wrong_aud = jwt("s", "someone-else", 600);
-    let cases: Vec<(&str, Box<dyn Fn(&Seen) -> (u16, String, Duration) + Send + Sync>, Vec<&str>)> = vec![
+    type Case = (&'static str, Box<Handler>, Vec<&'static str>);
+    let cases: Vec<Case> = vec![
         (
             "500",
             Box::new(|_: &Seen| (500, "internal error".into(), Duration::ZERO)),

@@ -87,12 +87,16 @@ _docker__credential__latchkey() {
             return 0
             ;;
         docker__subcmd__credential__subcmd__latchkey__subcmd__configure__subcmd__docker)
-            opts="-h --force --dry-run --help"
+            opts="-h --force --dry-run --config --containers-auth --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -213,12 +217,16 @@ _docker__credential__latchkey() {
             return 0
             ;;
         docker__subcmd__credential__subcmd__latchkey__subcmd__unconfigure__subcmd__docker)
-            opts="-h --dry-run --help"
+            opts="-h --dry-run --config --containers-auth --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

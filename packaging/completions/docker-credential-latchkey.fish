@@ -43,10 +43,14 @@ complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_usi
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand erase" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand list" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand version" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand configure-docker" -l config -d 'docker config file to edit [default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json]' -r -F
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand configure-docker" -l force -d 'Replace another helper\'s entry for these registries'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand configure-docker" -l dry-run -d 'Show the change as a diff without writing it'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand configure-docker" -l containers-auth -d 'Also edit containers-auth.json for podman, skopeo and buildah ($REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json)'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand configure-docker" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand unconfigure-docker" -l config -d 'docker config file to edit [default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json]' -r -F
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand unconfigure-docker" -l dry-run -d 'Show the change as a diff without writing it'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand unconfigure-docker" -l containers-auth -d 'Also edit containers-auth.json for podman, skopeo and buildah ($REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json)'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand unconfigure-docker" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand status" -l json -d 'Machine-readable output (JSON on stdout)'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand status" -s h -l help -d 'Print help'

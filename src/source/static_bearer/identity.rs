@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -191,7 +191,7 @@ impl IdentitySource {
     }
 
     /// Obtain a token from this source now.
-    pub fn fetch(&self, now: SystemTime) -> Result<Secret<String>, String> {
+    pub fn fetch(&self) -> Result<Secret<String>, String> {
         match self {
             IdentitySource::File { path } => {
                 let mut text = String::new();
@@ -257,7 +257,7 @@ impl IdentitySource {
                 requested_token_type,
                 timeout_secs,
             } => {
-                let subject_token = subject.fetch(now).map_err(|e| format!("token exchange subject: {e}"))?;
+                let subject_token = subject.fetch().map_err(|e| format!("token exchange subject: {e}"))?;
                 let mut form: Vec<(&str, &str)> = vec![
                     ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
                     ("subject_token", subject_token.expose()),

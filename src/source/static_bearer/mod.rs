@@ -65,7 +65,7 @@ impl StaticBearer<'_> {
         let now = SystemTime::now();
         let token = match self.identity {
             IdentitySource::Mint { .. } => mint(self.identity, now)?,
-            other => other.fetch(now)?,
+            other => other.fetch()?,
         };
         let claims = jwt::inspect(token.expose()).map_err(|e| format!("the token is not a usable JWT: {e}"))?;
         jwt::check_usable(&claims, now, self.min_validity, self.identity.expected_audience())
