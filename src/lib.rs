@@ -8,6 +8,7 @@ pub mod config;
 pub mod docker_config;
 pub mod fsutil;
 pub mod helper;
+pub mod jwt;
 pub mod paths;
 pub mod protocol;
 pub mod secret;
