@@ -35,6 +35,9 @@ const SCRIPT: &[Step] = &[
     step("get-inner-newline", &["get"], "hit.\nexample\n"),
     step("list-one", &["list"], "unused"),
     step("list-no-stdin", &["list"], ""),
+    // Same username, new secret: both replace.
+    step("store-new-secret", &["store"], r#"{"ServerURL":"hit.example","Username":"alice","Secret":"s3cret-1b"}"#),
+    step("get-new-secret", &["get"], "hit.example"),
     // A second username for the same server.
     step("store-overwrite", &["store"], r#"{"ServerURL":"hit.example","Username":"bob","Secret":"s3cret-2"}"#),
     step("get-after-overwrite", &["get"], "hit.example"),
@@ -172,7 +175,7 @@ fn check_get_after_overwrite(_: &Run, go: &Outcome, _: &Run, lk: &Outcome) {
     assert_eq!(go.code, Some(0), "secretservice: {go:?}");
     assert!(
         [
-            "{\"ServerURL\":\"hit.example\",\"Username\":\"alice\",\"Secret\":\"s3cret-1\"}\n",
+            "{\"ServerURL\":\"hit.example\",\"Username\":\"alice\",\"Secret\":\"s3cret-1b\"}\n",
             "{\"ServerURL\":\"hit.example\",\"Username\":\"bob\",\"Secret\":\"s3cret-2\"}\n"
         ]
         .contains(&go.stdout.as_str()),
@@ -190,7 +193,7 @@ fn check_list_after_overwrite(_: &Run, go: &Outcome, _: &Run, lk: &Outcome) {
 }
 
 fn check_inner_newline(_: &Run, go: &Outcome, _: &Run, lk: &Outcome) {
-    // Go joins the lines ("hit.example") and finds alice; latchkey refuses the URL.
+    // Go joins the lines ("hit.example") and finds it; latchkey refuses the URL.
     assert_eq!(go.code, Some(0), "secretservice: {go:?}");
     assert!(go.stdout.contains("\"Username\":\"alice\""), "secretservice: {go:?}");
     assert_eq!(lk.code, Some(1), "latchkey: {lk:?}");
