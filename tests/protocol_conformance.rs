@@ -16,11 +16,41 @@ use common::*;
 struct Step {
     name: &'static str,
     args: &'static [&'static str],
-    stdin: &'static str,
+    stdin: Input,
+}
+
+/// What a step writes to the helper's stdin.
+#[derive(Debug)]
+enum Input {
+    Bytes(&'static [u8]),
+    /// `n` copies of one byte (inputs too big to write out).
+    Repeat(u8, usize),
+}
+
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Input::Bytes(b) => write!(f, "{:?}", String::from_utf8_lossy(b)),
+            Input::Repeat(byte, n) => write!(f, "{n} x {:?}", byte as char),
+        }
+    }
+}
+
+impl Input {
+    fn bytes(&self) -> Vec<u8> {
+        match *self {
+            Input::Bytes(b) => b.to_vec(),
+            Input::Repeat(byte, n) => vec![byte; n],
+        }
+    }
 }
 
 const fn step(name: &'static str, args: &'static [&'static str], stdin: &'static str) -> Step {
-    Step { name, args, stdin }
+    Step { name, args, stdin: Input::Bytes(stdin.as_bytes()) }
+}
+
+const fn step_bytes(name: &'static str, args: &'static [&'static str], stdin: &'static [u8]) -> Step {
+    Step { name, args, stdin: Input::Bytes(stdin) }
 }
 
 /// The script. It starts and ends with an empty store, so two implementations can run it
@@ -101,6 +131,15 @@ const SCRIPT: &[Step] = &[
     step("erase-empty-stdin", &["erase"], ""),
     step("store-empty-stdin", &["store"], ""),
     step("store-blank-stdin", &["store"], "\n"),
+    // Not UTF-8, and too big.
+    step_bytes("get-invalid-utf8", &["get"], b"utf.example\xff"),
+    step_bytes(
+        "store-invalid-utf8",
+        &["store"],
+        b"{\"ServerURL\":\"utf.example\",\"Username\":\"u\",\"Secret\":\"ab\xffcd\"}",
+    ),
+    step("erase-invalid-utf8-entry", &["erase"], "utf.example"),
+    Step { name: "get-2-mib-stdin", args: &["get"], stdin: Input::Repeat(b'a', 2 << 20) },
     // Verbs.
     step("unknown-verb", &["frobnicate"], "hit.example"),
     step("uppercase-verb", &["GET"], "hit.example"),
@@ -149,6 +188,23 @@ fn check_json_wording(_: &Run, go: &Outcome, _: &Run, lk: &Outcome) {
     assert!(go.stdout.starts_with("unexpected EOF") || go.stdout.starts_with("json: "), "secretservice: {go:?}");
     assert!(lk.stdout.starts_with("invalid credentials JSON on stdin: "), "latchkey: {lk:?}");
     assert_eq!(lk.stdout.lines().count(), 1, "latchkey: {lk:?}");
+}
+
+fn check_invalid_utf8_get(_: &Run, go: &Outcome, _: &Run, lk: &Outcome) {
+    assert_eq!((go.code, go.stdout.as_str()), (Some(1), "credentials not found in native keychain\n"));
+    assert_eq!((lk.code, lk.stdout.as_str()), (Some(1), "the server URL on stdin is not valid UTF-8\n"));
+}
+
+fn check_invalid_utf8_store(_: &Run, go: &Outcome, _: &Run, lk: &Outcome) {
+    assert_eq!((go.code, go.stdout.as_str()), (Some(0), ""), "secretservice");
+    assert_eq!(lk.code, Some(1), "latchkey: {lk:?}");
+    assert!(lk.stdout.starts_with("invalid credentials JSON on stdin: "), "latchkey: {lk:?}");
+}
+
+fn check_huge_stdin(_: &Run, go: &Outcome, _: &Run, lk: &Outcome) {
+    assert_eq!((go.code, go.stdout.as_str()), (Some(1), "bufio.Scanner: token too long\n"));
+    assert_eq!(lk.code, Some(1), "latchkey: {lk:?}");
+    assert!(lk.stdout.starts_with("stdin is larger than 1024 KiB"), "latchkey: {lk:?}");
 }
 
 fn check_version(_: &Run, go: &Outcome, _: &Run, lk: &Outcome) {
@@ -277,6 +333,21 @@ const DIFFERENCES: &[Difference] = &[
         reason: "latchkey refuses a server URL that names no registry; Go erases any string",
         check: check_invalid_url,
     },
+    Difference {
+        step: "get-invalid-utf8",
+        reason: "latchkey says the server URL is not UTF-8; Go looks it up (libsecret refuses the string) and answers not found",
+        check: check_invalid_utf8_get,
+    },
+    Difference {
+        step: "store-invalid-utf8",
+        reason: "Go's encoding/json replaces invalid UTF-8 with U+FFFD and stores the altered secret; latchkey refuses it",
+        check: check_invalid_utf8_store,
+    },
+    Difference {
+        step: "get-2-mib-stdin",
+        reason: "both refuse with exit 1; Go's message is bufio.Scanner's, latchkey's names its 1 MiB limit",
+        check: check_huge_stdin,
+    },
 ];
 
 /// One implementation under test, with its environment.
@@ -291,7 +362,7 @@ impl Run<'_> {
         SCRIPT
             .iter()
             .map(|s| {
-                let out = run(&self.program, s.args, s.stdin.as_bytes(), self.env);
+                let out = run(&self.program, s.args, &s.stdin.bytes(), self.env);
                 out.assert_no_panic();
                 if std::env::var_os("LATCHKEY_TEST_TRACE").is_some() {
                     eprintln!(
@@ -332,7 +403,7 @@ fn compare(a: &Run, a_out: &[Outcome], b: &Run, b_out: &[Outcome], differences: 
                 .cloned()
                 .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            failures.push(format!("step {:?} (args {:?}, stdin {:?}): {msg}", s.name, s.args, s.stdin));
+            failures.push(format!("step {:?} (args {:?}, stdin {}): {msg}", s.name, s.args, s.stdin));
         }
     }
     assert!(failures.is_empty(), "{} step(s) failed:\n{}", failures.len(), failures.join("\n\n"));
