@@ -55,6 +55,10 @@ pub enum Command {
         /// Registry host as configured
         registry: String,
     },
+    /// Pull an image into an OCI image layout, with credentials resolved from docker's config
+    Pull(crate::resolver::command::PullArgs),
+    /// Print (or --write) a containerd hosts.toml carrying a static-bearer registry's header
+    HostsToml(crate::resolver::command::HostsTomlArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -148,6 +152,8 @@ fn run_subcommand(cli: Cli) -> ExitCode {
         Command::Status(args) => crate::status::run(&args),
         Command::Token { registry } => print_token(&registry, ""),
         Command::Header { registry } => print_token(&registry, "Authorization: Bearer "),
+        Command::Pull(args) => crate::resolver::command::pull(&args),
+        Command::HostsToml(args) => crate::resolver::command::hosts_toml(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "docker-credential-latchkey", &mut std::io::stdout());
             Ok(())

@@ -12,6 +12,7 @@ pub mod http;
 pub mod jwt;
 pub mod paths;
 pub mod protocol;
+pub mod resolver;
 pub mod secret;
 pub mod server_url;
 pub mod source;

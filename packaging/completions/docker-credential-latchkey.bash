@@ -31,11 +31,17 @@ _docker__credential__latchkey() {
             docker__credential__latchkey,header)
                 cmd="docker__credential__latchkey__subcmd__header"
                 ;;
+            docker__credential__latchkey,hosts-toml)
+                cmd="docker__credential__latchkey__subcmd__hosts__subcmd__toml"
+                ;;
             docker__credential__latchkey,list)
                 cmd="docker__credential__latchkey__subcmd__list"
                 ;;
             docker__credential__latchkey,man)
                 cmd="docker__credential__latchkey__subcmd__man"
+                ;;
+            docker__credential__latchkey,pull)
+                cmd="docker__credential__latchkey__subcmd__pull"
                 ;;
             docker__credential__latchkey,status)
                 cmd="docker__credential__latchkey__subcmd__status"
@@ -59,7 +65,7 @@ _docker__credential__latchkey() {
 
     case "${cmd}" in
         docker__credential__latchkey)
-            opts="-h -V --help --version get store erase list version configure-docker unconfigure-docker status token header completions man"
+            opts="-h -V --help --version get store erase list version configure-docker unconfigure-docker status token header pull hosts-toml completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,6 +152,28 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        docker__subcmd__credential__subcmd__latchkey__subcmd__hosts__subcmd__toml)
+            opts="-h --write --plain-http --https-only --helper-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --write)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --helper-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         docker__subcmd__credential__subcmd__latchkey__subcmd__list)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -167,6 +195,40 @@ _docker__credential__latchkey() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        docker__subcmd__credential__subcmd__latchkey__subcmd__pull)
+            opts="-o -q -h --output --platform --all-platforms --concurrency --json --quiet --plain-http --https-only --helper-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --helper-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

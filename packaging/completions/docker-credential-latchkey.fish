@@ -36,6 +36,8 @@ complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_nee
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "status" -d 'Show the store in use and why, the config, and each registry\'s mode'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "token" -d 'Print the bearer token for a static-bearer REGISTRY (for scripts)'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "header" -d 'Print `Authorization: Bearer <token>` for a static-bearer REGISTRY (curl -H @-)'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "pull" -d 'Pull an image into an OCI image layout, with credentials resolved from docker\'s config'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "hosts-toml" -d 'Print (or --write) a containerd hosts.toml carrying a static-bearer registry\'s header'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "man" -d 'Print the man page (roff)'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand get" -s h -l help -d 'Print help'
@@ -56,5 +58,20 @@ complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_usi
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand status" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand token" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand header" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -s o -l output -d 'OCI image layout directory to write (created if missing; an existing layout is added to)' -r -F
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l platform -d 'Platform to pull from a multi-platform image [default: linux/<this machine>]' -r
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l concurrency -d 'Blobs to fetch at once' -r
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l helper-timeout -d 'Stop a credential helper that takes longer than this many seconds' -r
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l all-platforms -d 'Pull every platform of a multi-platform image, and the index itself'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l json -d 'Print a JSON summary on stdout'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -s q -l quiet -d 'No progress bars, even on a terminal'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l plain-http -d 'Use plain HTTP for every registry (default: HTTPS, plain HTTP only for localhost/127.0.0.1/[::1])'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l https-only -d 'Use HTTPS even for loopback registries'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -l write -d 'Write DIR/<registry>/hosts.toml (mode 0600) instead of printing it; DIR is containerd\'s config_path, usually /etc/containerd/certs.d' -r -F
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -l helper-timeout -d 'Stop a credential helper that takes longer than this many seconds' -r
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -l plain-http -d 'Use plain HTTP for every registry (default: HTTPS, plain HTTP only for localhost/127.0.0.1/[::1])'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -l https-only -d 'Use HTTPS even for loopback registries'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand man" -s h -l help -d 'Print help'

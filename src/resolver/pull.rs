@@ -1,0 +1,822 @@
+//! `pull`: an image from a registry into a standard OCI image layout.
+//!
+//! Index -> platform manifests -> config and layer blobs. Blobs are fetched concurrently
+//! (bounded), streamed to a temp file outside `blobs/` while their digest is computed on a
+//! separate thread, and renamed into `blobs/<alg>/<hex>` only when digest and size match; a
+//! blob already there is not fetched again. A body that breaks off is resumed with a `Range`
+//! request (or fetched again). Manifests go in after the blobs they name and `index.json`
+//! last, so an interrupted or failed pull never leaves a layout that names a missing blob, nor
+//! a partial file in `blobs/`. Docker's schema 2 manifests and manifest lists are accepted
+//! and kept as they are (their digests are the registry's).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use oci_spec::image::{ImageIndex, ImageManifest, Platform};
+use serde::Serialize;
+use sha2::Digest as _;
+
+use super::client::{ClientStats, ErrorKind, RegistryClient, RegistryError};
+use super::reference::{Reference, validate_digest};
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_SCHEMA1: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+/// What a manifest request accepts, best first.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+/// Manifests larger than this are refused (containerd's limit).
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// The annotation naming a tag in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The annotation containerd's `ctr import` reads for the image name.
+pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+/// Which manifests of an index to pull.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlatformSelector {
+    /// The machine's own (`linux/<arch>`), as docker pulls.
+    Host,
+    /// One platform.
+    One(PlatformSpec),
+    /// Every manifest of the index (and the index itself).
+    All,
+}
+
+/// `os/arch[/variant]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformSpec {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl std::str::FromStr for PlatformSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let bad = || format!("invalid platform {s:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7");
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(bad());
+        }
+        match parts.as_slice() {
+            [os, arch] => Ok(PlatformSpec { os: os.to_string(), architecture: arch.to_string(), variant: None }),
+            [os, arch, variant] => Ok(PlatformSpec {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(variant.to_string()),
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for PlatformSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl PlatformSpec {
+    /// `linux/<this machine's arch>`.
+    pub fn host() -> PlatformSpec {
+        let (architecture, variant) = match std::env::consts::ARCH {
+            "x86_64" => ("amd64", None),
+            "aarch64" => ("arm64", None),
+            "x86" => ("386", None),
+            "arm" => ("arm", Some("v7")),
+            "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
+            "loongarch64" => ("loong64", None),
+            other => (other, None),
+        };
+        PlatformSpec { os: "linux".into(), architecture: architecture.into(), variant: variant.map(str::to_owned) }
+    }
+
+    fn matches(&self, p: &Platform) -> bool {
+        if p.os().to_string() != self.os || p.architecture().to_string() != self.architecture {
+            return false;
+        }
+        match (&self.variant, p.variant()) {
+            (None, _) => true,
+            (Some(want), Some(have)) => want == have,
+            // arm64's default variant is v8.
+            (Some(want), None) => self.architecture == "arm64" && want == "v8",
+        }
+    }
+
+    fn of(p: &Platform) -> PlatformSpec {
+        PlatformSpec {
+            os: p.os().to_string(),
+            architecture: p.architecture().to_string(),
+            variant: p.variant().clone(),
+        }
+    }
+}
+
+/// Where and how to pull.
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    /// The OCI layout directory (created if missing; an existing layout is added to).
+    pub output: PathBuf,
+    pub platforms: PlatformSelector,
+    /// Blobs fetched at once.
+    pub concurrency: usize,
+}
+
+/// Progress callbacks (the CLI draws bars with them). All methods have empty defaults.
+pub trait Progress: Send + Sync {
+    /// The blobs to fetch are known: `count` of them, `bytes` in all (present ones included).
+    fn planned(&self, _count: usize, _bytes: u64) {}
+    fn blob_started(&self, _digest: &str, _size: u64) {}
+    fn blob_advanced(&self, _digest: &str, _bytes: u64) {}
+    /// A broken-off body is fetched again from `offset`.
+    fn blob_restarted(&self, _digest: &str, _offset: u64) {}
+    /// Done; `fetched` is false for a blob that was already present.
+    fn blob_finished(&self, _digest: &str, _size: u64, _fetched: bool) {}
+}
+
+/// A [`Progress`] that reports nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// One manifest written to the layout.
+#[derive(Clone, Debug, Serialize)]
+pub struct PulledManifest {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    /// `os/arch[/variant]`, when the index says.
+    pub platform: Option<String>,
+}
+
+/// What a pull did.
+#[derive(Clone, Debug, Serialize)]
+pub struct PullSummary {
+    pub reference: String,
+    /// The digest `index.json` now names for this reference.
+    pub digest: String,
+    pub media_type: String,
+    pub output: PathBuf,
+    pub manifests: Vec<PulledManifest>,
+    /// Config and layer blobs of the pulled manifests.
+    pub blobs: usize,
+    pub blobs_fetched: usize,
+    pub blobs_present: usize,
+    pub bytes_fetched: u64,
+    pub elapsed_secs: f64,
+    pub http: ClientStats,
+}
+
+/// A manifest fetched and checked against its digest.
+struct Fetched {
+    bytes: Vec<u8>,
+    media_type: String,
+    digest: String,
+}
+
+struct Blob {
+    digest: String,
+    size: u64,
+}
+
+/// Pull `reference` into `options.output`. See the module docs.
+pub async fn pull(
+    client: &RegistryClient,
+    reference: &Reference,
+    options: &PullOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<PullSummary, RegistryError> {
+    let started = Instant::now();
+    let layout = Layout::open(&options.output)?;
+    let top = fetch_manifest(client, reference, reference.manifest_reference(), None).await?;
+    if let Some(pinned) = &reference.digest
+        && &top.digest != pinned
+    {
+        return Err(RegistryError::new(
+            ErrorKind::DigestMismatch,
+            format!("{reference}: the registry's manifest has digest {}, not the requested one", top.digest),
+        ));
+    }
+
+    // Which manifests, and what index.json will name.
+    let mut manifests: Vec<(Fetched, Option<PlatformSpec>)> = Vec::new();
+    let named: (String, String, u64, Option<PlatformSpec>);
+    let mut top_index: Option<Fetched> = None;
+    if is_index(&top.media_type) {
+        let index: ImageIndex = serde_json::from_slice(&top.bytes).map_err(|e| {
+            RegistryError::new(ErrorKind::Protocol, format!("{reference}: the image index is not valid: {e}"))
+        })?;
+        let chosen: Vec<_> = match &options.platforms {
+            PlatformSelector::All => index.manifests().iter().collect(),
+            selector => {
+                let want = match selector {
+                    PlatformSelector::One(p) => p.clone(),
+                    _ => PlatformSpec::host(),
+                };
+                let found = index.manifests().iter().find(|d| d.platform().as_ref().is_some_and(|p| want.matches(p)));
+                match found {
+                    Some(d) => vec![d],
+                    None => {
+                        let available: Vec<String> = index
+                            .manifests()
+                            .iter()
+                            .filter_map(|d| d.platform().as_ref().map(|p| PlatformSpec::of(p).to_string()))
+                            .collect();
+                        return Err(RegistryError::new(
+                            ErrorKind::NoMatch,
+                            format!(
+                                "{reference} has no manifest for {want}; it has: {} (use --platform or --all-platforms)",
+                                available.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        for descriptor in chosen {
+            let media_type = descriptor.media_type().to_string();
+            if is_index(&media_type) {
+                return Err(RegistryError::new(
+                    ErrorKind::Protocol,
+                    format!("{reference}: nested image indexes ({}) are not supported", descriptor.digest()),
+                ));
+            }
+            let digest = descriptor.digest().to_string();
+            let fetched = fetch_manifest(client, reference, &digest, Some(descriptor.size())).await?;
+            manifests.push((fetched, descriptor.platform().as_ref().map(PlatformSpec::of)));
+        }
+        if options.platforms == PlatformSelector::All {
+            named = (top.digest.clone(), top.media_type.clone(), top.bytes.len() as u64, None);
+            top_index = Some(top);
+        } else {
+            let (m, p) = &manifests[0];
+            named = (m.digest.clone(), m.media_type.clone(), m.bytes.len() as u64, p.clone());
+        }
+    } else {
+        named = (top.digest.clone(), top.media_type.clone(), top.bytes.len() as u64, None);
+        manifests.push((top, None));
+    }
+
+    // Blobs of every chosen manifest, once each.
+    let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
+    for (m, _) in &manifests {
+        let manifest: ImageManifest = serde_json::from_slice(&m.bytes).map_err(|e| {
+            RegistryError::new(ErrorKind::Protocol, format!("{reference}: manifest {} is not valid: {e}", m.digest))
+        })?;
+        for d in std::iter::once(manifest.config()).chain(manifest.layers().iter()) {
+            let digest = d.digest().to_string();
+            validate_digest(&digest)
+                .map_err(|e| RegistryError::new(ErrorKind::Protocol, format!("{reference}: {e}")))?;
+            blobs.entry(digest.clone()).or_insert(Blob { digest, size: d.size() });
+        }
+    }
+    progress.planned(blobs.len(), blobs.values().map(|b| b.size).sum());
+
+    // Fetch them, bounded. The futures run on this task; sockets are driven by the HTTP
+    // client's connection tasks and hashing/writing by blocking threads, so all cores work.
+    let semaphore = tokio::sync::Semaphore::new(options.concurrency.max(1));
+    let mut running: FuturesUnordered<_> = blobs
+        .values()
+        .map(|blob| {
+            let semaphore = &semaphore;
+            let layout = &layout;
+            let progress = progress.as_ref();
+            async move {
+                let _permit = semaphore.acquire().await.expect("semaphore open");
+                fetch_blob(client, reference, layout, blob, progress).await
+            }
+        })
+        .collect();
+    let (mut fetched_count, mut present_count, mut bytes_fetched) = (0usize, 0usize, 0u64);
+    while let Some(result) = running.next().await {
+        // The first error drops the rest: their downloads stop and their temp files go.
+        match result? {
+            Some(n) => {
+                fetched_count += 1;
+                bytes_fetched += n;
+            }
+            None => present_count += 1,
+        }
+    }
+    drop(running);
+
+    // Manifests after their blobs, then the index, then index.json.
+    for (m, _) in &manifests {
+        layout.put_verified(&m.digest, &m.bytes)?;
+    }
+    let mut summary_manifests: Vec<PulledManifest> = manifests
+        .iter()
+        .map(|(m, p)| PulledManifest {
+            digest: m.digest.clone(),
+            media_type: m.media_type.clone(),
+            size: m.bytes.len() as u64,
+            platform: p.as_ref().map(ToString::to_string),
+        })
+        .collect();
+    if let Some(index) = &top_index {
+        layout.put_verified(&index.digest, &index.bytes)?;
+        summary_manifests.insert(
+            0,
+            PulledManifest {
+                digest: index.digest.clone(),
+                media_type: index.media_type.clone(),
+                size: index.bytes.len() as u64,
+                platform: None,
+            },
+        );
+    }
+    layout.name(reference, &named.0, &named.1, named.2, named.3.as_ref())?;
+
+    Ok(PullSummary {
+        reference: reference.to_string(),
+        digest: named.0,
+        media_type: named.1,
+        output: options.output.clone(),
+        manifests: summary_manifests,
+        blobs: blobs.len(),
+        blobs_fetched: fetched_count,
+        blobs_present: present_count,
+        bytes_fetched,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        http: client.stats(),
+    })
+}
+
+fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+/// GET a manifest by tag or digest, check it (digest, size, media type) and return it.
+async fn fetch_manifest(
+    client: &RegistryClient,
+    reference: &Reference,
+    tag_or_digest: &str,
+    expected_size: Option<u64>,
+) -> Result<Fetched, RegistryError> {
+    let path = format!("{}/manifests/{tag_or_digest}", reference.repository);
+    let answer = client.get(&reference.registry, &reference.repository, &path, Some(MANIFEST_ACCEPT), 0).await?;
+    let header_type = answer
+        .response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_owned());
+    let header_digest =
+        answer.response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut response = answer.response;
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > MAX_MANIFEST_BYTES {
+                    return Err(RegistryError::new(
+                        ErrorKind::Protocol,
+                        format!("{reference}: manifest {tag_or_digest} is larger than 4 MiB"),
+                    ));
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(RegistryError::new(
+                    ErrorKind::Transport,
+                    format!("{reference}: reading manifest {tag_or_digest}: {}", crate::http::error_chain(&e)),
+                ));
+            }
+        }
+    }
+    let pinned = tag_or_digest.contains(':').then_some(tag_or_digest);
+    let algorithm = pinned.and_then(|d| d.split_once(':')).map_or("sha256", |(a, _)| a);
+    let digest = digest_of(algorithm, &bytes);
+    let mismatch = |claimed: &str| {
+        RegistryError::new(
+            ErrorKind::DigestMismatch,
+            format!("{reference}: manifest {tag_or_digest} has digest {digest}, but {claimed}; nothing was written"),
+        )
+    };
+    if let Some(pinned) = pinned
+        && pinned != digest
+    {
+        return Err(mismatch(&format!("{pinned} was asked for")));
+    }
+    if let Some(h) = header_digest.filter(|h| h.starts_with("sha256:"))
+        && algorithm == "sha256"
+        && h != digest
+    {
+        return Err(mismatch(&format!("the registry says {h}")));
+    }
+    if let Some(size) = expected_size
+        && size != bytes.len() as u64
+    {
+        return Err(mismatch(&format!("its descriptor says {size} bytes and it has {}", bytes.len())));
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default, rename = "mediaType")]
+        media_type: Option<String>,
+        #[serde(default, rename = "schemaVersion")]
+        schema_version: Option<u64>,
+        #[serde(default)]
+        manifests: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| {
+        RegistryError::new(ErrorKind::Protocol, format!("{reference}: manifest {tag_or_digest} is not JSON: {e}"))
+    })?;
+    let media_type = probe
+        .media_type
+        .clone()
+        .or(header_type.filter(|t| t != "application/json" && !t.is_empty()))
+        .unwrap_or_else(|| if probe.manifests.is_some() { OCI_INDEX.to_owned() } else { OCI_MANIFEST.to_owned() });
+    if DOCKER_SCHEMA1.contains(&media_type.as_str()) || probe.schema_version == Some(1) {
+        return Err(RegistryError::new(
+            ErrorKind::Protocol,
+            format!(
+                "{reference}: Docker schema 1 manifests are deprecated and not supported; push the image again with a current client"
+            ),
+        ));
+    }
+    if ![OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].contains(&media_type.as_str()) {
+        return Err(RegistryError::new(
+            ErrorKind::Protocol,
+            format!("{reference}: manifest {tag_or_digest} has media type {media_type:?}, which is not an image"),
+        ));
+    }
+    Ok(Fetched { bytes, media_type, digest })
+}
+
+fn digest_of(algorithm: &str, bytes: &[u8]) -> String {
+    let mut h = Hasher::new(algorithm);
+    h.update(bytes);
+    h.finish()
+}
+
+enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn new(algorithm: &str) -> Hasher {
+        if algorithm == "sha512" { Hasher::Sha512(sha2::Sha512::new()) } else { Hasher::Sha256(sha2::Sha256::new()) }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            Hasher::Sha256(h) => format!("sha256:{}", data_encoding::HEXLOWER.encode(&h.finalize())),
+            Hasher::Sha512(h) => format!("sha512:{}", data_encoding::HEXLOWER.encode(&h.finalize())),
+        }
+    }
+}
+
+/// What the writer thread is told.
+enum Chunk {
+    Data(bytes::Bytes),
+    /// The server ignored a Range request: start over.
+    Reset,
+}
+
+/// Fetch one blob into the layout. `Ok(Some(bytes))` when fetched, `Ok(None)` when present.
+async fn fetch_blob(
+    client: &RegistryClient,
+    reference: &Reference,
+    layout: &Layout,
+    blob: &Blob,
+    progress: &dyn Progress,
+) -> Result<Option<u64>, RegistryError> {
+    let target = layout.blob_path(&blob.digest);
+    if std::fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == blob.size) {
+        progress.blob_finished(&blob.digest, blob.size, false);
+        return Ok(None);
+    }
+    progress.blob_started(&blob.digest, blob.size);
+    let temp = layout.temp_file()?;
+    let algorithm = blob.digest.split_once(':').map_or("sha256", |(a, _)| a).to_owned();
+    // Hash and write on a blocking thread, fed through a small bounded channel: the network
+    // side keeps reading while the previous chunk is hashed.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(16);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(tempfile::NamedTempFile, String, u64)> {
+        let mut temp = temp;
+        let mut hasher = Hasher::new(&algorithm);
+        let mut written = 0u64;
+        {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, temp.as_file_mut());
+            while let Some(chunk) = rx.blocking_recv() {
+                match chunk {
+                    Chunk::Data(data) => {
+                        hasher.update(&data);
+                        out.write_all(&data)?;
+                        written += data.len() as u64;
+                    }
+                    Chunk::Reset => {
+                        out.flush()?;
+                        out.get_mut().set_len(0)?;
+                        out.get_mut().rewind()?;
+                        hasher = Hasher::new(&algorithm);
+                        written = 0;
+                    }
+                }
+            }
+            out.flush()?;
+        }
+        Ok((temp, hasher.finish(), written))
+    });
+
+    let path = format!("{}/blobs/{}", reference.repository, blob.digest);
+    let mut received = 0u64;
+    let mut attempt = 0u32;
+    let broken_writer = || RegistryError::new(ErrorKind::Io, format!("writing blob {} stopped", blob.digest));
+    'attempts: loop {
+        let answer = match client.get(&reference.registry, &reference.repository, &path, None, received).await {
+            Ok(a) => a,
+            Err(e) => {
+                return Err(RegistryError::new(e.kind, format!("{reference}: blob {}: {e}", blob.digest)));
+            }
+        };
+        let mut response = answer.response;
+        if received > 0 && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            // The server sends the whole blob again.
+            tx.send(Chunk::Reset).await.map_err(|_| broken_writer())?;
+            received = 0;
+            progress.blob_restarted(&blob.digest, 0);
+        }
+        loop {
+            match response.chunk().await {
+                Ok(Some(data)) => {
+                    received += data.len() as u64;
+                    if received > blob.size {
+                        return Err(RegistryError::new(
+                            ErrorKind::DigestMismatch,
+                            format!(
+                                "{reference}: blob {} is larger than its descriptor's {} bytes; nothing was written",
+                                blob.digest, blob.size
+                            ),
+                        ));
+                    }
+                    progress.blob_advanced(&blob.digest, data.len() as u64);
+                    tx.send(Chunk::Data(data)).await.map_err(|_| broken_writer())?;
+                }
+                Ok(None) if received == blob.size => break 'attempts,
+                Ok(None) | Err(_) if attempt < client.retries() => {
+                    attempt += 1;
+                    client.note_retry();
+                    progress.blob_restarted(&blob.digest, received);
+                    tokio::time::sleep(client.backoff(attempt)).await;
+                    continue 'attempts;
+                }
+                Ok(None) => {
+                    return Err(RegistryError::new(
+                        ErrorKind::Transport,
+                        format!(
+                            "{reference}: blob {} ended after {received} of {} bytes, {} times; nothing was written",
+                            blob.digest,
+                            blob.size,
+                            attempt + 1
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(RegistryError::new(
+                        ErrorKind::Transport,
+                        format!(
+                            "{reference}: blob {} broke off after {received} of {} bytes ({}), {} attempts; nothing was written",
+                            blob.digest,
+                            blob.size,
+                            crate::http::error_chain(&e),
+                            attempt + 1
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    drop(tx);
+    let (temp, digest, written) = writer
+        .await
+        .map_err(|_| broken_writer())?
+        .map_err(|e| RegistryError::new(ErrorKind::Io, format!("writing blob {}: {e}", blob.digest)))?;
+    if digest != blob.digest || written != blob.size {
+        return Err(RegistryError::new(
+            ErrorKind::DigestMismatch,
+            format!(
+                "{reference}: blob {} arrived with digest {digest} ({written} bytes, {} expected); it was discarded and nothing was written",
+                blob.digest, blob.size
+            ),
+        ));
+    }
+    layout.install(temp, &blob.digest)?;
+    progress.blob_finished(&blob.digest, blob.size, true);
+    Ok(Some(written))
+}
+
+/// An OCI image layout being written.
+struct Layout {
+    root: PathBuf,
+    temp: Option<tempfile::TempDir>,
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> RegistryError {
+    RegistryError::new(ErrorKind::Io, format!("{what} {}: {e}", path.display()))
+}
+
+impl Layout {
+    fn open(root: &Path) -> Result<Layout, RegistryError> {
+        std::fs::create_dir_all(root).map_err(|e| io_error("cannot create", root, e))?;
+        let marker = root.join("oci-layout");
+        match std::fs::read(&marker) {
+            Ok(text) => {
+                let v: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+                if v.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
+                    return Err(RegistryError::new(
+                        ErrorKind::Io,
+                        format!(
+                            "{} is not an OCI image layout version 1.0.0; refusing to write into it",
+                            root.display()
+                        ),
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut entries = std::fs::read_dir(root).map_err(|e| io_error("cannot read", root, e))?;
+                if entries.next().is_some() {
+                    return Err(RegistryError::new(
+                        ErrorKind::Io,
+                        format!(
+                            "{} is neither empty nor an OCI image layout (no oci-layout file); refusing to write into it",
+                            root.display()
+                        ),
+                    ));
+                }
+            }
+            Err(e) => return Err(io_error("cannot read", &marker, e)),
+        }
+        let blobs = root.join("blobs").join("sha256");
+        std::fs::create_dir_all(&blobs).map_err(|e| io_error("cannot create", &blobs, e))?;
+        // Temp files live next to blobs/, never in it, and go away with this directory.
+        let temp = tempfile::Builder::new()
+            .prefix(".latchkey-tmp-")
+            .tempdir_in(root)
+            .map_err(|e| io_error("cannot create a temp dir in", root, e))?;
+        Ok(Layout { root: root.to_path_buf(), temp: Some(temp) })
+    }
+
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        let (alg, hex) = digest.split_once(':').expect("validated digest");
+        self.root.join("blobs").join(alg).join(hex)
+    }
+
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile, RegistryError> {
+        let dir = self.temp.as_ref().expect("open until finish").path();
+        tempfile::NamedTempFile::new_in(dir).map_err(|e| io_error("cannot create a temp file in", dir, e))
+    }
+
+    fn install(&self, temp: tempfile::NamedTempFile, digest: &str) -> Result<(), RegistryError> {
+        let target = self.blob_path(digest);
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_error("cannot create", dir, e))?;
+        }
+        set_mode(temp.as_file(), 0o644);
+        temp.persist(&target).map_err(|e| io_error("cannot move a blob into", &target, e.error))?;
+        Ok(())
+    }
+
+    /// Write verified content (manifests) as a blob.
+    fn put_verified(&self, digest: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+        let target = self.blob_path(digest);
+        if std::fs::metadata(&target).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            return Ok(());
+        }
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes).map_err(|e| io_error("cannot write", temp.path(), e))?;
+        self.install(temp, digest)
+    }
+
+    /// Add (or replace) this reference's entry in index.json, and write oci-layout.
+    fn name(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        media_type: &str,
+        size: u64,
+        platform: Option<&PlatformSpec>,
+    ) -> Result<(), RegistryError> {
+        let index_path = self.root.join("index.json");
+        let mut index: serde_json::Value = match std::fs::read(&index_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                RegistryError::new(ErrorKind::Io, format!("{} is not valid JSON: {e}", index_path.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+            }
+            Err(e) => return Err(io_error("cannot read", &index_path, e)),
+        };
+        let mut annotations = serde_json::Map::new();
+        annotations.insert(CONTAINERD_NAME.into(), reference.to_string().into());
+        if let Some(tag) = &reference.tag {
+            annotations.insert(REF_NAME.into(), tag.clone().into());
+        }
+        let mut descriptor = serde_json::json!({"mediaType": media_type, "digest": digest, "size": size});
+        if let Some(p) = platform {
+            let mut platform = serde_json::json!({"architecture": p.architecture, "os": p.os});
+            if let Some(v) = &p.variant {
+                platform["variant"] = v.clone().into();
+            }
+            descriptor["platform"] = platform;
+        }
+        descriptor["annotations"] = annotations.into();
+        let manifests = index.get_mut("manifests").and_then(|m| m.as_array_mut()).ok_or_else(|| {
+            RegistryError::new(ErrorKind::Io, format!("{} has no manifests list", index_path.display()))
+        })?;
+        let ref_name = reference.tag.as_deref();
+        manifests.retain(|m| {
+            let name = m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1"))).and_then(|v| v.as_str());
+            match ref_name {
+                Some(tag) => name != Some(tag),
+                None => !(name.is_none() && m.get("digest").and_then(|d| d.as_str()) == Some(digest)),
+            }
+        });
+        manifests.push(descriptor);
+        let layout_marker = self.root.join("oci-layout");
+        if !layout_marker.exists() {
+            crate::fsutil::write_atomic(&layout_marker, br#"{"imageLayoutVersion":"1.0.0"}"#, 0o644)
+                .map_err(|e| io_error("cannot write", &layout_marker, e))?;
+        }
+        let text = serde_json::to_vec(&index).expect("JSON serialises");
+        crate::fsutil::write_atomic(&index_path, &text, 0o644).map_err(|e| io_error("cannot write", &index_path, e))
+    }
+}
+
+impl Drop for Layout {
+    fn drop(&mut self) {
+        if let Some(t) = self.temp.take() {
+            let _ = t.close();
+        }
+    }
+}
+
+fn set_mode(file: &std::fs::File, mode: u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = (file, mode);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms() {
+        let p: PlatformSpec = "linux/arm/v7".parse().unwrap();
+        assert_eq!(p.to_string(), "linux/arm/v7");
+        assert!("linux".parse::<PlatformSpec>().is_err());
+        assert!("linux//v7".parse::<PlatformSpec>().is_err());
+        let platform: Platform =
+            serde_json::from_str(r#"{"architecture":"arm64","os":"linux","features":["sse4"]}"#).unwrap();
+        assert!("linux/arm64".parse::<PlatformSpec>().unwrap().matches(&platform));
+        assert!("linux/arm64/v8".parse::<PlatformSpec>().unwrap().matches(&platform));
+        assert!(!"linux/arm64/v9".parse::<PlatformSpec>().unwrap().matches(&platform));
+        assert!(!"linux/amd64".parse::<PlatformSpec>().unwrap().matches(&platform));
+    }
+
+    #[test]
+    fn docker_manifest_lists_parse_as_indexes() {
+        let list = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",
+            "manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":7143,
+            "digest":"sha256:e692418e4cbaf90ca69d05a66403747baa33ee08806650b51fab815ad7fc331f",
+            "platform":{"architecture":"ppc64le","os":"linux"}}]}"#;
+        let index: ImageIndex = serde_json::from_str(list).unwrap();
+        assert_eq!(index.manifests()[0].media_type().to_string(), DOCKER_MANIFEST);
+        let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+            "config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":7023,
+            "digest":"sha256:b5b2b2c507a0944348e0303114d8d93aaaa081732b86451d9bce1f432a537bc7"},
+            "layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":32654,
+            "digest":"sha256:e692418e4cbaf90ca69d05a66403747baa33ee08806650b51fab815ad7fc331f"}]}"#;
+        let m: ImageManifest = serde_json::from_str(manifest).unwrap();
+        assert_eq!(m.layers().len(), 1);
+    }
+}
