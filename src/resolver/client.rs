@@ -422,13 +422,13 @@ impl RegistryClient {
             let error = challenge_error(&values);
             match used {
                 Used::Static(generation) => {
-                    if !self.refresh_static(host, generation).await {
+                    if let Err(why) = self.refresh_static(host, generation).await {
                         let auth = host.auth.lock().await;
                         let source = auth.resolved.as_ref().map(|r| r.source.to_string()).unwrap_or_default();
                         return Err(RegistryError::new(
                             ErrorKind::Unauthorized,
                             format!(
-                                "{} refused the static bearer token from {source} for GET {} (401{}), and asking the helper again did not help: check the token's audience, issuer, access and expiry (docker-credential-latchkey status shows them)",
+                                "{} refused the static bearer token from {source} for GET {} (401 Unauthorized{}); {why}. Check the token's audience, issuer, access and expiry (docker-credential-latchkey status shows latchkey's)",
                                 host.key,
                                 url.path(),
                                 error.map(|e| format!(", {e}")).unwrap_or_default(),
@@ -485,16 +485,16 @@ impl RegistryClient {
         )
     }
 
-    /// After a static bearer's 401: ask the helper again, once per host. True if there is a
-    /// different token to retry with.
-    async fn refresh_static(&self, host: &Host, used_generation: u64) -> bool {
+    /// After a static bearer's 401: ask the helper again, once per host. `Ok` if there is a
+    /// different credential to retry with, else why not.
+    async fn refresh_static(&self, host: &Host, used_generation: u64) -> Result<(), &'static str> {
         let mut auth = host.auth.lock().await;
         if auth.generation != used_generation {
             // Someone else refreshed meanwhile: retry with what they got.
-            return true;
+            return Ok(());
         }
         if auth.refreshed {
-            return false;
+            return Err("it was already asked for a new token once and the new one was refused too");
         }
         auth.refreshed = true;
         let old = auth.resolved.clone();
@@ -510,7 +510,7 @@ impl RegistryClient {
         }
         auth.resolved = Some(fresh);
         auth.generation += 1;
-        changed
+        if changed { Ok(()) } else { Err("asked again, the helper answered the same token") }
     }
 
     /// The Authorization value for a request in `scope`, and what it is.
