@@ -337,7 +337,9 @@ impl RegistryClient {
         let resolver = self.resolver.clone();
         let key = host.key.clone();
         let r = tokio::task::spawn_blocking(move || resolver.resolve_key(&key)).await.expect("resolver panicked");
-        if let Some(e) = &r.helper_error {
+        // "Nothing stored" is a normal answer (docker goes on anonymously too); a failure is
+        // worth a line, and a 401 later quotes it again.
+        if let Some(e) = r.helper_error.as_ref().filter(|e| !matches!(e, super::HelperCallError::NotFound { .. })) {
             eprintln!("latchkey: warning: {e}; going on without credentials for {}", host.key);
         }
         auth.resolved = Some(r.clone());

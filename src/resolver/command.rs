@@ -56,7 +56,7 @@ pub struct PullArgs {
     #[arg(long)]
     pub all_platforms: bool,
     /// Blobs to fetch at once
-    #[arg(long, value_name = "N", default_value_t = 6)]
+    #[arg(long, value_name = "N", default_value_t = 4)]
     pub concurrency: usize,
     /// Print a JSON summary on stdout
     #[arg(long)]

@@ -38,6 +38,31 @@
 //! assert!(matches!(resolver.resolve("docker.io").unwrap().credential, Credential::StaticBearer(_)));
 //! assert!(matches!(resolver.resolve("ghcr.io").unwrap().credential, Credential::Anonymous));
 //! ```
+//!
+//! Pulling an image into an OCI layout (the README's example):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use latchkey::resolver::pull::{PlatformSelector, Quiet};
+//! use latchkey::resolver::{pull, ClientOptions, Credential, PullOptions, Reference, RegistryClient, Resolver};
+//!
+//! async fn pull_app() -> Result<(), Box<dyn std::error::Error>> {
+//!     let resolver = Arc::new(Resolver::from_env()?); // docker config.json, then auth.json
+//!     match &resolver.resolve("ghcr.io")?.credential { // runs the helper once; cached
+//!         Credential::StaticBearer(_) => println!("literal Authorization header, no challenge"),
+//!         other => println!("{}", other.kind()), // identity token, username/password, anonymous
+//!     }
+//!     let client = RegistryClient::new(resolver, ClientOptions::default())?;
+//!     let image: Reference = "ghcr.io/org/app:1.2".parse()?;
+//!     let options = PullOptions { output: "app".into(), platforms: PlatformSelector::All, concurrency: 4 };
+//!     let summary = pull(&client, &image, &options, Arc::new(Quiet)).await?; // OCI layout in ./app
+//!     println!("{}: {} blobs, {} 401s", summary.digest, summary.blobs, summary.http.unauthorized);
+//!     Ok(())
+//! }
+//!
+//! let runtime = tokio::runtime::Runtime::new().unwrap();
+//! runtime.block_on(pull_app()).unwrap();
+//! ```
 
 pub mod client;
 pub mod command;

@@ -515,13 +515,13 @@ async fn fetch_blob(
     let algorithm = blob.digest.split_once(':').map_or("sha256", |(a, _)| a).to_owned();
     // Hash and write on a blocking thread, fed through a small bounded channel: the network
     // side keeps reading while the previous chunk is hashed.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(4);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(tempfile::NamedTempFile, String, u64)> {
         let mut temp = temp;
         let mut hasher = Hasher::new(&algorithm);
         let mut written = 0u64;
         {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, temp.as_file_mut());
+            let mut out = std::io::BufWriter::with_capacity(256 << 10, temp.as_file_mut());
             while let Some(chunk) = rx.blocking_recv() {
                 match chunk {
                     Chunk::Data(data) => {
