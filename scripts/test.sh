@@ -22,6 +22,7 @@ TOOLS=(
   "docker-registry:docker-registry"
   "skopeo:skopeo"
   "htpasswd:apache2-utils"
+  "kill:procps"
 )
 
 packages() {

@@ -221,7 +221,10 @@ fn interrupt_mid_blob(signal: &str) -> (TestEnv, std::path::PathBuf, String, std
         std::thread::sleep(Duration::from_millis(20));
     }
     // Our own child, by its pid.
-    let kill = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    let kill = std::process::Command::new(common::require(common::Tool { name: "kill", package: "procps" }))
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {

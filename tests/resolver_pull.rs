@@ -271,3 +271,22 @@ fn anonymous_docker_schema2_list_and_a_failing_helper_still_pulls_public_images(
     assert!(out.stderr_str().contains("404"), "{out}");
     assert!(check_layout(&env.path("w")).is_empty());
 }
+
+#[test]
+fn anonymous_token_from_the_realm_for_a_public_repository() {
+    // Docker Hub's shape: every request needs a token, and the realm hands out pull tokens to
+    // anyone. No credentials configured at all.
+    let tokens = TokenServer::issuing(TokenPolicy { anonymous_pull: true, ..Default::default() });
+    let image = TestImage::build(6, &["linux/amd64", "linux/arm64"], 8 * 1024, false);
+    let registry = token_registry(&tokens.url, &image);
+    let env = TestEnv::new();
+    let out_dir = env.path("layout");
+    let image_ref = format!("{}/{REPO}:{TAG}", registry.host());
+    let out = env.latchkey(&pull_args(&image_ref, out_dir.to_str().unwrap(), &["--all-platforms", "--json"]), b"");
+    out.assert_success();
+    assert_eq!(check_layout(&out_dir), image.all_digests());
+    let requests = tokens.requests();
+    assert_eq!(requests.len(), 1, "one anonymous token for the scope: {requests:#?}");
+    assert_eq!((requests[0].method.as_str(), requests[0].authorization.as_deref()), ("GET", None));
+    assert_eq!(summary(&out)["http"]["unauthorized"], 1);
+}

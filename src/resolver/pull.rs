@@ -555,6 +555,25 @@ async fn fetch_blob(
             }
         };
         let mut response = answer.response;
+        if received > 0 && response.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+            // `Content-Range: bytes START-END/TOTAL` must continue where we stopped.
+            let start = response
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if start != Some(received) {
+                return Err(RegistryError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{reference}: blob {}: asked to resume at byte {received}, the registry answered a range starting at {start:?}; nothing was written",
+                        blob.digest
+                    ),
+                ));
+            }
+        }
         if received > 0 && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
             // The server sends the whole blob again.
             tx.send(Chunk::Reset).await.map_err(|_| broken_writer())?;

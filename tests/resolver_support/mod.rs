@@ -221,8 +221,8 @@ pub struct TokenPolicy {
     pub users: Vec<(String, String)>,
     /// Accepted refresh tokens (grant_type=refresh_token).
     pub refresh_tokens: Vec<String>,
-    /// Issue anonymous tokens (with no access) instead of refusing.
-    pub anonymous: bool,
+    /// Anonymous GETs get pull access (a public repository, Docker Hub style).
+    pub anonymous_pull: bool,
 }
 
 pub struct TokenServer {
@@ -313,7 +313,8 @@ fn issue(policy: &TokenPolicy, request: &TokenRequest) -> (u16, String) {
         };
         (query_param(&request.url, "scope"), ok)
     };
-    if !authorized && !(policy.anonymous && request.authorization.is_none() && request.method == "GET") {
+    let anonymous = request.authorization.is_none() && request.method == "GET";
+    if !(authorized || policy.anonymous_pull && anonymous) {
         return (401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#.to_owned());
     }
     let mut actions: Vec<&str> = Vec::new();
@@ -322,9 +323,7 @@ fn issue(policy: &TokenPolicy, request: &TokenRequest) -> (u16, String) {
         let parts: Vec<&str> = scope.split(':').collect();
         if parts.len() == 3 && parts[0] == "repository" {
             repo = parts[1].to_owned();
-            if authorized {
-                actions = parts[2].split(',').collect();
-            }
+            actions = if authorized { parts[2].split(',').collect() } else { vec!["pull"] };
         }
     }
     let token = registry_jwt(&repo, &actions, Duration::from_secs(300));
