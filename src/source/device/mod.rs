@@ -32,9 +32,6 @@ pub fn login_command(key: &RegistryKey) -> String {
     format!("docker-credential-latchkey login {key}")
 }
 
-/// How long a failed browser login's outcome is reused by processes that arrive just after it
-/// (so a burst of `get`s does not reopen the browser right after the user let it time out).
-const RECENT_FAILURE: Duration = Duration::from_secs(5);
 /// Re-check the session this often while waiting for the browser login.
 const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -201,6 +198,8 @@ impl CredentialSource for DeviceSource<'_> {
             );
             return Err(HelperError::NotFound);
         };
+        // A browser login that fails after this moment is this burst's answer too.
+        let started_ms = session::now_ms();
         let answer = || Answer { username: stored.username.clone(), secret: stored.secret.clone() };
         let cache = self.cache();
         let interval = Duration::from_secs(self.config.check_interval_secs);
@@ -218,7 +217,7 @@ impl CredentialSource for DeviceSource<'_> {
             }
             Verdict::Rejected { status, detail } => Err(HelperError::Failed(self.rejected(&endpoint, status, &detail))),
             Verdict::Expired { login_url, message } => {
-                self.recover(&stored, &endpoint, login_url, message).map_err(HelperError::Failed)?;
+                self.recover(&stored, &endpoint, login_url, message, started_ms).map_err(HelperError::Failed)?;
                 Ok(answer())
             }
         }
@@ -281,7 +280,7 @@ impl DeviceSource<'_> {
 
     fn unreachable(&self, e: &str) -> String {
         format!(
-            "cannot check the device secret for {}: {e}. The registry's token endpoint must answer for any pull or push; try again when it is reachable",
+            "cannot check the device secret for {}: {e} (pulls and pushes need this endpoint too: check that the registry is reachable, then try again)",
             self.key
         )
     }
@@ -302,6 +301,7 @@ impl DeviceSource<'_> {
         endpoint: &Endpoint,
         login_url: Option<String>,
         message: Option<String>,
+        started_ms: u64,
     ) -> Result<(), String> {
         let key = self.key;
         let safe_url = match &login_url {
@@ -317,7 +317,6 @@ impl DeviceSource<'_> {
 
         let cache = self.cache();
         cache.ensure_dir().map_err(|e| format!("cannot create the latchkey cache directory: {e}"))?;
-        let started_ms = session::now_ms();
         let lock_file = open_lock(cache.lock_path())
             .map_err(|e| format!("cannot open the login lock {}: {e}", cache.lock_path().display()))?;
         let waited = match lock_file.try_lock() {
@@ -341,13 +340,10 @@ impl DeviceSource<'_> {
                 return Err(format!("cannot lock {}: {e}", cache.lock_path().display()));
             }
         };
-        // We hold the lock. A login that failed while we waited (or just before we came) is
-        // reported as it is, not retried: the user let it lapse a moment ago.
-        if let Some(outcome) = cache.read_outcome() {
-            let age_ms = session::now_ms().saturating_sub(outcome.at_ms);
-            if !outcome.alive && (outcome.at_ms >= started_ms || age_ms < RECENT_FAILURE.as_millis() as u64) {
-                return Err(outcome.message);
-            }
+        // We hold the lock. A browser login that failed after this process started belongs to
+        // the same burst of `get`s: give its answer rather than open the browser again.
+        if let Some(outcome) = cache.read_outcome().filter(|o| !o.alive && o.at_ms >= started_ms) {
+            return Err(outcome.message);
         }
         // Whoever held the lock may have renewed the session: ask the registry again.
         if let Ok(Verdict::Alive) = self.recheck(stored, endpoint) {
