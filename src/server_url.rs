@@ -25,8 +25,18 @@ impl fmt::Display for InvalidServerUrl {
         write!(
             f,
             "invalid registry server URL {:?}: expected a host such as ghcr.io, localhost:5000 or https://ghcr.io",
-            self.0
+            redact_userinfo(&self.0)
         )
+    }
+}
+
+/// `https://user:pw@host/v2/` -> `https://***@host/v2/`: an error never echoes a password
+/// put in the wrong place (the password may itself contain '/', so cut at the last '@').
+fn redact_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
     }
 }
 

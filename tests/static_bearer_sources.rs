@@ -347,7 +347,9 @@ fn identity_endpoint_with_request_bearer_and_audience() {
     let env = [("ACTIONS_ID_TOKEN_REQUEST_URL", format!("{}/gh?api-version=2.0", server.url))];
     let out = gh.get(REGISTRY, &[(env[0].0, &env[0].1), ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token")]);
     assert_bearer(&out, &token, REGISTRY);
-    assert_fails(&gh.get(REGISTRY, &[]), &["ACTIONS_ID_TOKEN_REQUEST_URL", "id-token: write"], None);
+    // Outside a job (and with nothing cached) the preset says what is missing.
+    let outside = Sandbox::new("source = \"github-actions\"\naudience = \"reg.test\"");
+    assert_fails(&outside.get(REGISTRY, &[]), &["ACTIONS_ID_TOKEN_REQUEST_URL", "id-token: write"], None);
 }
 
 #[test]

@@ -72,7 +72,7 @@ impl FileStore {
                 )));
             }
         };
-        let parsed: FileFormat = serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, &e.to_string()))?;
+        let parsed: FileFormat = serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, &json_error(&e)))?;
         if parsed.version != FORMAT_VERSION {
             return Err(corrupt(
                 &path,
@@ -118,6 +118,19 @@ fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
         return Err(io::Error::other(format!("file is larger than {} MiB", MAX_FILE_BYTES >> 20)));
     }
     Ok(bytes)
+}
+
+/// serde_json's messages quote the offending value (`invalid type: string "..."`), which in
+/// this file may be a secret: say what is wrong and where, never the value.
+fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not valid JSON",
+        Category::Eof => "truncated JSON",
+        Category::Data => "JSON that is not in the store's format",
+    };
+    format!("{what} at line {}, column {}", e.line(), e.column())
 }
 
 fn corrupt(path: &Path, why: &str) -> StoreError {
