@@ -83,7 +83,7 @@ impl Default for DeviceConfig {
             realm: None,
             service: None,
             check_scope: None,
-            check_interval_secs: 300,
+            check_interval_secs: 60,
             login_wait_secs: 120,
             login_timeout_secs: 900,
             allowed_login_hosts: Vec::new(),
