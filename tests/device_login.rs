@@ -424,7 +424,7 @@ fn hostile_login_urls_are_refused() {
     for (url, why) in cases {
         sb.server.with(|s| s.login_url = Some(url.clone()));
         let out = sb.get(true);
-        assert_fails(&out, &["has expired", "its login page was refused", why], Some(&secret));
+        assert_fails(&out, &["has expired", "not opening its login page", why], Some(&secret));
         assert!(out.stderr.contains(why), "{url}: {}", out.stderr);
     }
     assert!(sb.browser.opened().is_empty(), "nothing opened: {:?}", sb.browser.opened());

@@ -440,11 +440,11 @@ impl DeviceSource<'_> {
             }
             Err(refused) => {
                 eprintln!("latchkey: {key}: the login session behind your device secret has expired.");
-                eprintln!("latchkey: {key}: not opening the registry's login page: {refused}.");
+                eprintln!("latchkey: {key}: not opening its login page: {refused}.");
                 eprintln!("latchkey: log in again with:");
                 eprintln!("latchkey:     {cmd}");
                 format!(
-                    "the login session behind the device secret for {key} has expired and its login page was refused ({refused}); run: {cmd}"
+                    "the login session behind the device secret for {key} has expired; not opening its login page ({refused}); run: {cmd}"
                 )
             }
         }
