@@ -8,7 +8,6 @@
 //! Prints a Markdown table of medians and ratios (the README's benchmark section is this output).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::io::Write;
@@ -209,6 +208,6 @@ fn pass_case(env: &TestEnv, server: &str) -> Option<Case> {
         ],
     );
     run("pass", &["init", "latchkey-bench@example.invalid"]);
-    must(&mut env.command(helper).arg("store"), &common::store_json(server, "bench-user", "bench-secret"));
+    must(env.command(helper).arg("store"), &common::store_json(server, "bench-user", "bench-secret"));
     Some(case("docker-credential-pass get", with_arg(env.command(helper), "get"), server.as_bytes()))
 }
