@@ -258,6 +258,27 @@ fn login_is_bounded_by_the_codes_lifetime() {
 }
 
 #[test]
+fn ctrl_c_during_login_stores_nothing() {
+    let sb = Sandbox::new("");
+    sb.server.with(|s| s.browser = BrowserAction::Ignore);
+    let mut child = sb.command(&["login", sb.key()], false, &[]).spawn().unwrap();
+    drop(child.stdin.take());
+    // Wait (bounded) until latchkey holds a device code and is polling.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sb.server.with(|s| s.codes.is_empty()) {
+        assert!(Instant::now() < deadline, "login never asked for a device code");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = wait(child);
+    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("login cancelled; nothing was stored"), "{}", out.stderr);
+    assert_eq!(sb.stored(), None);
+    assert!(!sb.path("data").join("credentials.json").exists());
+}
+
+#[test]
 fn login_refuses_an_unsafe_verification_url_and_unknown_registries() {
     let sb = Sandbox::new("");
     for (url, why) in [
