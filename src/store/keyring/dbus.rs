@@ -394,11 +394,11 @@ fn message_len(data: &[u8]) -> Result<Option<usize>> {
     let body_len = r.u32()? as usize;
     r.u32()?;
     let fields_len = r.u32()? as usize;
-    let total = (16 + fields_len).next_multiple_of(8) + body_len;
-    if total > MAX_MESSAGE {
+    let total = (16 + fields_len as u64).next_multiple_of(8) + body_len as u64;
+    if total > MAX_MESSAGE as u64 {
         return Err(protocol(format!("a {total}-byte message is too large")));
     }
-    Ok(Some(total))
+    Ok(Some(total as usize))
 }
 
 fn parse_message(data: &[u8]) -> Result<Message> {
@@ -493,28 +493,7 @@ pub fn connect(address: &str, timeout: Duration) -> std::result::Result<Connecti
     let mut last_error = String::from("no usable address");
     for entry in address.split(';').filter(|e| !e.is_empty()) {
         match connect_one(entry) {
-            Ok(stream) => {
-                stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-                stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-                let mut out = Zeroizing::new(Vec::with_capacity(1024));
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                let uid = unsafe { libc::geteuid() };
-                out.extend_from_slice(b"\0AUTH EXTERNAL ");
-                for b in uid.to_string().bytes() {
-                    out.extend_from_slice(format!("{b:02x}").as_bytes());
-                }
-                out.extend_from_slice(b"\r\nBEGIN\r\n");
-                let mut conn = Connection {
-                    stream,
-                    out,
-                    input: Zeroizing::new(Vec::with_capacity(4096)),
-                    authenticated: false,
-                    next_serial: 1,
-                    stash: VecDeque::new(),
-                };
-                conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", "", &[]);
-                return Ok(conn);
-            }
+            Ok(stream) => return Connection::new(stream, timeout).map_err(|e| e.to_string()),
             Err(e) => last_error = e,
         }
     }
@@ -570,6 +549,30 @@ fn connect_abstract(name: &[u8]) -> io::Result<UnixStream> {
 }
 
 impl Connection {
+    /// Start on a connected socket: queue the authentication and Hello.
+    fn new(stream: UnixStream, timeout: Duration) -> io::Result<Connection> {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut out = Zeroizing::new(Vec::with_capacity(1024));
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        out.extend_from_slice(b"\0AUTH EXTERNAL ");
+        for b in uid.to_string().bytes() {
+            out.extend_from_slice(format!("{b:02x}").as_bytes());
+        }
+        out.extend_from_slice(b"\r\nBEGIN\r\n");
+        let mut conn = Connection {
+            stream,
+            out,
+            input: Zeroizing::new(Vec::with_capacity(4096)),
+            authenticated: false,
+            next_serial: 1,
+            stash: VecDeque::new(),
+        };
+        conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", "", &[]);
+        Ok(conn)
+    }
+
     /// Queue a method call (sent with the next wait); returns its serial.
     pub fn call(&mut self, dest: &str, path: &str, iface: &str, member: &str, sig: &str, body: &[u8]) -> u32 {
         let serial = self.next_serial;
@@ -629,6 +632,11 @@ impl Connection {
             }
             self.fill()?;
         }
+    }
+
+    /// Whether the bus accepted us (so a later failure is the peer's, not the bus's).
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
     }
 
     /// How long any later read or write may wait.
@@ -794,6 +802,124 @@ mod tests {
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         huge.extend_from_slice(&[0; 8]);
         assert!(message_len(&huge).is_err());
+    }
+
+    /// A message as a bus would send it: string header fields, an optional reply serial.
+    fn message(
+        kind: u8,
+        serial: u32,
+        fields: &[(u8, &str, &str)],
+        reply_to: Option<u32>,
+        sig: &str,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.byte(b'l');
+        w.byte(kind);
+        w.byte(0);
+        w.byte(1);
+        w.u32(body.len() as u32);
+        w.u32(serial);
+        w.array(8, |w| {
+            for &(code, t, v) in fields {
+                w.open_struct();
+                w.byte(code);
+                w.variant(t, |w| w.str(v));
+            }
+            if let Some(r) = reply_to {
+                w.open_struct();
+                w.byte(5);
+                w.variant("u", |w| w.u32(r));
+            }
+            if !sig.is_empty() {
+                w.open_struct();
+                w.byte(8);
+                w.variant("g", |w| w.sig(sig));
+            }
+        });
+        w.pad(8);
+        w.buf.extend_from_slice(body);
+        w.buf.to_vec()
+    }
+
+    #[test]
+    fn pipelined_calls_get_their_own_replies_in_any_order() {
+        let (client, mut server) = UnixStream::pair().unwrap();
+        let fake_bus = std::thread::spawn(move || {
+            let mut input = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Authentication, BEGIN and three calls (Hello and ours) arrive before any answer.
+            let mut calls = Vec::new();
+            while calls.len() < 3 {
+                let n = server.read(&mut chunk).unwrap();
+                assert!(n > 0, "client hung up");
+                input.extend_from_slice(&chunk[..n]);
+                let Some(begin) = input.windows(7).position(|w| w == b"BEGIN\r\n") else { continue };
+                assert!(input.starts_with(b"\0AUTH EXTERNAL "), "{:?}", String::from_utf8_lossy(&input));
+                let mut rest = &input[begin + 7..];
+                calls.clear();
+                while let Ok(Some(len)) = message_len(rest) {
+                    if rest.len() < len {
+                        break;
+                    }
+                    calls.push(parse_message(&rest[..len]).unwrap());
+                    rest = &rest[len..];
+                }
+            }
+            let members: Vec<_> = calls.iter().map(|m| (m.serial, m.member.clone().unwrap())).collect();
+            assert_eq!(members, [(1, "Hello".into()), (2, "First".into()), (3, "Second".into())]);
+            let mut out = b"OK 0123456789abcdef0123456789abcdef\r\n".to_vec();
+            let mut signal_body = Writer::default();
+            signal_body.bool(false);
+            signal_body.variant("o", |w| w.str("/item/1"));
+            let mut error_body = Writer::default();
+            error_body.str("it went wrong");
+            let mut hello_body = Writer::default();
+            hello_body.str(":1.7");
+            out.extend(message(
+                SIGNAL,
+                10,
+                &[(1, "o", "/prompt/1"), (2, "s", "org.freedesktop.Secret.Prompt"), (3, "s", "Completed")],
+                None,
+                "bv",
+                &signal_body.buf,
+            ));
+            out.extend(message(METHOD_RETURN, 11, &[], Some(3), "u", &33u32.to_le_bytes()));
+            out.extend(message(ERROR, 12, &[(4, "s", "org.example.Error.Broken")], Some(2), "s", &error_body.buf));
+            out.extend(message(METHOD_RETURN, 13, &[], Some(1), "s", &hello_body.buf));
+            server.write_all(&out).unwrap();
+        });
+
+        let mut conn = Connection::new(client, Duration::from_secs(10)).unwrap();
+        let first = conn.call("org.example", "/", "org.example.Iface", "First", "", &[]);
+        let second = conn.call("org.example", "/", "org.example.Iface", "Second", "", &[]);
+        assert_eq!((first, second), (2, 3));
+        let reply = conn.reply(second).unwrap();
+        assert_eq!(reply.body("u").unwrap().u32().unwrap(), 33);
+        assert!(conn.authenticated());
+        match conn.reply(first) {
+            Err(Error::Remote { name, message }) => {
+                assert_eq!(name, "org.example.Error.Broken");
+                assert_eq!(message, "it went wrong");
+            }
+            other => panic!("expected the error reply, got {:?}", other.map(|m| m.signature)),
+        }
+        let signal = conn.signal("/prompt/1", "Completed", Duration::from_secs(10)).unwrap();
+        let mut r = signal.body("bv").unwrap();
+        assert!(!r.bool().unwrap());
+        assert_eq!(r.variant_sig().unwrap(), "o");
+        assert_eq!(r.str().unwrap(), "/item/1");
+        fake_bus.join().unwrap();
+    }
+
+    #[test]
+    fn a_refused_authentication_is_an_error() {
+        let (client, mut server) = UnixStream::pair().unwrap();
+        server.write_all(b"REJECTED EXTERNAL\r\n").unwrap();
+        let mut conn = Connection::new(client, Duration::from_secs(10)).unwrap();
+        let serial = conn.call("org.example", "/", "org.example.Iface", "M", "", &[]);
+        let err = conn.reply(serial).err().expect("an error").to_string();
+        assert!(err.contains("refused authentication") && err.contains("REJECTED"), "{err}");
     }
 
     #[test]

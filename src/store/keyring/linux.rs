@@ -132,7 +132,8 @@ fn strings(values: &[&str]) -> Zeroizing<Vec<u8>> {
     body(|w| values.iter().for_each(|v| w.str(v)))
 }
 
-fn paths(r: &mut Reader<'_>) -> dbus::Result<Vec<String>> {
+/// An `ao` or `as`.
+fn string_array(r: &mut Reader<'_>) -> dbus::Result<Vec<String>> {
     let mut out = Vec::new();
     r.array(4, |r| {
         out.push(r.str()?.to_owned());
@@ -167,6 +168,9 @@ fn variant_string_dict(r: &mut Reader<'_>) -> dbus::Result<Vec<(String, String)>
 /// Why OpenSession failed: no bus, no Secret Service, or the service's own error.
 fn open_failure(conn: &mut Connection, address: &str, error: dbus::Error) -> String {
     let Some(name) = error.remote_name() else {
+        if conn.authenticated() && matches!(error, dbus::Error::Io(_)) {
+            return format!("the Secret Service on the session bus did not answer: {error}");
+        }
         return format!("cannot talk to the D-Bus session bus at {address}: {error}");
     };
     if !SERVICE_UNKNOWN.contains(&name) {
@@ -178,7 +182,7 @@ fn open_failure(conn: &mut Connection, address: &str, error: dbus::Error) -> Str
     let serial = conn.call(DBUS_NAME, DBUS_PATH, DBUS_NAME, "ListActivatableNames", "", &[]);
     let activatable = conn.set_timeout(Duration::from_secs(1)).and_then(|()| conn.reply(serial)).and_then(|m| {
         let mut r = m.body("as")?;
-        paths(&mut r)
+        string_array(&mut r)
     });
     if activatable.is_ok_and(|names| names.iter().any(|n| n == BUS_NAME)) {
         message.push_str(
@@ -276,7 +280,7 @@ impl Backend {
             .reply(serial)
             .and_then(|m| {
                 let mut r = m.body("aoao")?;
-                Ok((paths(&mut r)?, paths(&mut r)?))
+                Ok((string_array(&mut r)?, string_array(&mut r)?))
             })
             .map_err(|e| Self::fail("search its items", e))?;
         // A deterministic choice when a key has items in several collections.
