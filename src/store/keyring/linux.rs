@@ -8,9 +8,9 @@
 //! What this does instead, over the small blocking client in `dbus.rs`:
 //! - the `plain` session algorithm, which the spec allows. On a local bus it hides nothing
 //!   that matters: a process that could read our bus traffic could as well ask the service.
-//! - few round trips: authentication, Hello, OpenSession and the default collection's Locked
-//!   property go out in one write; then SearchItems, then GetSecrets. A `get` is three round
-//!   trips in all, on one thread.
+//! - few round trips: authentication, Hello and the default collection's Locked property go
+//!   out in one write; then OpenSession with SearchItems; then GetSecrets. A `get` is three
+//!   round trips in all, on one thread. (OpenSession is never the first call: see `open`.)
 //! - NO_AUTO_START on every call: with no Secret Service running, the bus answers at once
 //!   instead of starting one (and maybe waiting for it for 25 s).
 //! - no unlock prompts: a locked collection is reported as such (`auto` then falls back).
@@ -62,7 +62,8 @@ type Secrets = Vec<(String, Zeroizing<Vec<u8>>)>;
 
 pub struct Backend {
     conn: RefCell<Connection>,
-    session: String,
+    /// The `plain` session, opened with the first call that needs one (see [`Backend::open`]).
+    session: RefCell<Option<String>>,
     /// Where new items go: the default collection.
     collection: String,
 }
@@ -165,7 +166,7 @@ fn variant_string_dict(r: &mut Reader<'_>) -> dbus::Result<Vec<(String, String)>
     Ok(out)
 }
 
-/// Why OpenSession failed: no bus, no Secret Service, or the service's own error.
+/// Why the first call failed: no bus, or no Secret Service on it.
 fn open_failure(conn: &mut Connection, address: &str, error: dbus::Error) -> String {
     let Some(name) = error.remote_name() else {
         if conn.authenticated() && matches!(error, dbus::Error::Io(_)) {
@@ -174,7 +175,7 @@ fn open_failure(conn: &mut Connection, address: &str, error: dbus::Error) -> Str
         return format!("cannot talk to the D-Bus session bus at {address}: {error}");
     };
     if !SERVICE_UNKNOWN.contains(&name) {
-        return format!("the Secret Service failed to open a session: {error}");
+        return format!("the Secret Service failed to answer: {error}");
     }
     let mut message =
         "no Secret Service on the session bus (is gnome-keyring-daemon or KeePassXC running?)".to_string();
@@ -198,18 +199,12 @@ impl Backend {
         let address = session_bus_address()?;
         let mut conn = dbus::connect(&address, OPEN_TIMEOUT)
             .map_err(|e| format!("cannot connect to the D-Bus session bus at {address}: {e}"))?;
-        // Both go out in one write with the authentication and Hello.
-        let open = conn.call(
-            BUS_NAME,
-            SERVICE_PATH,
-            SERVICE_IFACE,
-            "OpenSession",
-            "sv",
-            &body(|w| {
-                w.str("plain");
-                w.variant("s", |w| w.str(""));
-            }),
-        );
+        // The first call to the service goes out in one write with the authentication and
+        // Hello. It must not be OpenSession: gnome-keyring registers a client a moment after
+        // its first message arrives, and an OpenSession handled before that aborts the daemon
+        // (gkd_secret_service_publish_dispatch: assertion 'client' failed). A property read
+        // is harmless then, and once it is answered the client is registered; OpenSession
+        // goes out with the first call that needs it.
         let locked = conn.call(
             BUS_NAME,
             DEFAULT_ALIAS_PATH,
@@ -218,17 +213,13 @@ impl Backend {
             "ss",
             &strings(&[COLLECTION_IFACE, "Locked"]),
         );
-        let session = conn.reply(open).and_then(|m| {
-            let mut r = m.body("vo")?;
-            let output = r.variant_sig()?;
-            r.skip(output)?;
-            Ok(r.str()?.to_owned())
-        });
-        let session = match session {
-            Ok(s) => s,
-            Err(e) => return Err(open_failure(&mut conn, &address, e)),
+        let first = match conn.reply(locked) {
+            Err(e) if e.remote_name().is_none_or(|n| SERVICE_UNKNOWN.contains(&n)) => {
+                return Err(open_failure(&mut conn, &address, e));
+            }
+            other => other,
         };
-        let (collection, locked) = match conn.reply(locked).and_then(|m| variant_bool(&mut m.body("v")?)) {
+        let (collection, locked) = match first.and_then(|m| variant_bool(&mut m.body("v")?)) {
             Ok(locked) => (DEFAULT_ALIAS_PATH.to_string(), locked),
             // A provider that does not serve the alias path: look the alias up.
             Err(_) => {
@@ -255,7 +246,7 @@ impl Backend {
             );
         }
         conn.set_timeout(CALL_TIMEOUT).map_err(|e| format!("cannot talk to the D-Bus session bus: {e}"))?;
-        Ok(Backend { conn: RefCell::new(conn), session, collection })
+        Ok(Backend { conn: RefCell::new(conn), session: RefCell::new(None), collection })
     }
 
     pub fn describe(&self) -> String {
@@ -264,6 +255,35 @@ impl Backend {
 
     fn fail(what: &str, e: dbus::Error) -> String {
         format!("the Secret Service failed to {what}: {e}")
+    }
+
+    /// Queue OpenSession("plain") unless a session is open; pass the result to [`Self::session`].
+    fn queue_session(&self, conn: &mut Connection) -> Option<u32> {
+        if self.session.borrow().is_some() {
+            return None;
+        }
+        let args = body(|w| {
+            w.str("plain");
+            w.variant("s", |w| w.str(""));
+        });
+        Some(conn.call(BUS_NAME, SERVICE_PATH, SERVICE_IFACE, "OpenSession", "sv", &args))
+    }
+
+    /// The session's path, reading OpenSession's answer if it was queued.
+    fn session(&self, conn: &mut Connection, pending: Option<u32>) -> Result<String, String> {
+        if let Some(serial) = pending {
+            let path = conn
+                .reply(serial)
+                .and_then(|m| {
+                    let mut r = m.body("vo")?;
+                    let output = r.variant_sig()?;
+                    r.skip(output)?;
+                    Ok(r.str()?.to_owned())
+                })
+                .map_err(|e| Self::fail("open a session", e))?;
+            *self.session.borrow_mut() = Some(path);
+        }
+        self.session.borrow().clone().ok_or_else(|| "no Secret Service session was opened".to_string())
     }
 
     /// Paths of latchkey's items, for one key or all: (unlocked, locked).
@@ -290,10 +310,10 @@ impl Backend {
     }
 
     /// Queue GetSecrets for `items`; [`Self::secrets_reply`] reads the answer.
-    fn secrets_call(&self, conn: &mut Connection, items: &[String]) -> u32 {
+    fn secrets_call(conn: &mut Connection, session: &str, items: &[String]) -> u32 {
         let args = body(|w| {
             w.array(4, |w| items.iter().for_each(|p| w.str(p)));
-            w.str(&self.session);
+            w.str(session);
         });
         conn.call(BUS_NAME, SERVICE_PATH, SERVICE_IFACE, "GetSecrets", "aoo", &args)
     }
@@ -363,11 +383,14 @@ impl Backend {
 
     pub fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
         let conn = &mut *self.conn.borrow_mut();
+        // OpenSession and SearchItems go out together.
+        let pending = self.queue_session(conn);
         let (unlocked, locked) = self.search(conn, Some(key))?;
         if unlocked.is_empty() {
             return if locked.is_empty() { Ok(None) } else { Err(locked_item(key)) };
         }
-        let serial = self.secrets_call(conn, &unlocked);
+        let session = self.session(conn, pending)?;
+        let serial = Self::secrets_call(conn, &session, &unlocked);
         let mut secrets = Self::secrets_reply(conn, serial)?;
         // The first item, in path order, that has a secret.
         Ok(unlocked.iter().find_map(|p| secrets.iter().position(|(q, _)| q == p)).map(|i| secrets.swap_remove(i).1))
@@ -375,10 +398,12 @@ impl Backend {
 
     pub fn set(&self, key: &str, payload: &[u8]) -> Result<(), String> {
         let conn = &mut *self.conn.borrow_mut();
+        let pending = self.queue_session(conn);
         let (unlocked, locked) = self.search(conn, Some(key))?;
         if !locked.is_empty() {
             return Err(locked_item(key));
         }
+        let session = self.session(conn, pending)?;
         let args = body(|w| {
             // properties: a{sv}
             w.array(8, |w| {
@@ -391,7 +416,7 @@ impl Backend {
             });
             // secret: (oayays)
             w.open_struct();
-            w.str(&self.session);
+            w.str(&session);
             w.bytes(&[]);
             w.bytes(payload);
             w.str(CONTENT_TYPE);
@@ -434,6 +459,7 @@ impl Backend {
 
     pub fn list(&self) -> Result<super::Listed, String> {
         let conn = &mut *self.conn.borrow_mut();
+        let pending = self.queue_session(conn);
         let (unlocked, locked) = self.search(conn, None)?;
         if !locked.is_empty() {
             return Err("some of latchkey's keyring items are in a locked collection; unlock it (log in to the desktop, or use Seahorse or KeePassXC) and try again".into());
@@ -441,12 +467,13 @@ impl Backend {
         if unlocked.is_empty() {
             return Ok(Vec::new());
         }
+        let session = self.session(conn, pending)?;
         // Every item's attributes and all the secrets, in one write.
         let attribute_calls: Vec<u32> = unlocked
             .iter()
             .map(|item| conn.call(BUS_NAME, item, PROPERTIES_IFACE, "Get", "ss", &strings(&[ITEM_IFACE, "Attributes"])))
             .collect();
-        let secrets_call = self.secrets_call(conn, &unlocked);
+        let secrets_call = Self::secrets_call(conn, &session, &unlocked);
         let mut keys = Vec::with_capacity(unlocked.len());
         for (item, serial) in unlocked.iter().zip(attribute_calls) {
             let attrs = conn
