@@ -8,9 +8,9 @@
 //! What this does instead, over the small blocking client in `dbus.rs`:
 //! - the `plain` session algorithm, which the spec allows. On a local bus it hides nothing
 //!   that matters: a process that could read our bus traffic could as well ask the service.
-//! - few round trips: authentication, Hello and the default collection's Locked property go
-//!   out in one write; then OpenSession with SearchItems; then GetSecrets. A `get` is three
-//!   round trips in all, on one thread. (OpenSession is never the first call: see `open`.)
+//! - few round trips, on one thread: authentication, Hello and a harmless first call go out
+//!   in one write (why a harmless one: see `open`); then the default collection's Locked
+//!   property with OpenSession; then SearchItems; then GetSecrets. Four in all for a `get`.
 //! - NO_AUTO_START on every call: with no Secret Service running, the bus answers at once
 //!   instead of starting one (and maybe waiting for it for 25 s).
 //! - no unlock prompts: a locked collection is reported as such (`auto` then falls back).
@@ -20,7 +20,7 @@
 //! = the registry key (the same `service`/`username` pair keyring-core's Secret Service store
 //! uses, so `secret-tool lookup service latchkey username ghcr.io` shows the payload).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ pub struct Backend {
     conn: RefCell<Connection>,
     /// The `plain` session, opened with the first call that needs one (see [`Backend::open`]).
     session: RefCell<Option<String>>,
+    /// The serial of an OpenSession whose answer has not been read yet.
+    session_serial: Cell<Option<u32>>,
     /// Where new items go: the default collection.
     collection: String,
 }
@@ -166,6 +168,15 @@ fn variant_string_dict(r: &mut Reader<'_>) -> dbus::Result<Vec<(String, String)>
     Ok(out)
 }
 
+/// Queue OpenSession with the `plain` algorithm.
+fn queue_open_session(conn: &mut Connection) -> u32 {
+    let args = body(|w| {
+        w.str("plain");
+        w.variant("s", |w| w.str(""));
+    });
+    conn.call(BUS_NAME, SERVICE_PATH, SERVICE_IFACE, "OpenSession", "sv", &args)
+}
+
 /// Why the first call failed: no bus, or no Secret Service on it.
 fn open_failure(conn: &mut Connection, address: &str, error: dbus::Error) -> String {
     let Some(name) = error.remote_name() else {
@@ -199,12 +210,24 @@ impl Backend {
         let address = session_bus_address()?;
         let mut conn = dbus::connect(&address, OPEN_TIMEOUT)
             .map_err(|e| format!("cannot connect to the D-Bus session bus at {address}: {e}"))?;
-        // The first call to the service goes out in one write with the authentication and
-        // Hello. It must not be OpenSession: gnome-keyring registers a client a moment after
-        // its first message arrives, and an OpenSession handled before that aborts the daemon
-        // (gkd_secret_service_publish_dispatch: assertion 'client' failed). A property read
-        // is harmless then, and once it is answered the client is registered; OpenSession
-        // goes out with the first call that needs it.
+        // gnome-keyring registers a client in an idle callback after its first message
+        // arrives, and a message handled before that can abort the whole daemon (an
+        // OpenSession: "gkd_secret_service_publish_dispatch: assertion 'client' failed"; a
+        // collection property: "invoke_get_property_in_idle_cb: assertion failed"). Upstream
+        // reports put it at about one abort per 4,000 short-lived clients; it happened here
+        // under load with either call first. So the first call is one that never needs the
+        // client record (the Service's Collections property, served from a cached value, as
+        // libsecret's first call is), sent with the authentication and Hello; everything
+        // else waits for its answer.
+        let probe =
+            conn.call(BUS_NAME, SERVICE_PATH, PROPERTIES_IFACE, "Get", "ss", &strings(&[SERVICE_IFACE, "Collections"]));
+        match conn.reply(probe) {
+            Err(e) if e.remote_name().is_none_or(|n| SERVICE_UNKNOWN.contains(&n)) => {
+                return Err(open_failure(&mut conn, &address, e));
+            }
+            // Any answer will do: its purpose is the ordering.
+            _ => {}
+        }
         let locked = conn.call(
             BUS_NAME,
             DEFAULT_ALIAS_PATH,
@@ -213,12 +236,9 @@ impl Backend {
             "ss",
             &strings(&[COLLECTION_IFACE, "Locked"]),
         );
-        let first = match conn.reply(locked) {
-            Err(e) if e.remote_name().is_none_or(|n| SERVICE_UNKNOWN.contains(&n)) => {
-                return Err(open_failure(&mut conn, &address, e));
-            }
-            other => other,
-        };
+        // The session goes out now too; its answer is read when it is needed.
+        let session_serial = queue_open_session(&mut conn);
+        let first = conn.reply(locked);
         let (collection, locked) = match first.and_then(|m| variant_bool(&mut m.body("v")?)) {
             Ok(locked) => (DEFAULT_ALIAS_PATH.to_string(), locked),
             // A provider that does not serve the alias path: look the alias up.
@@ -246,7 +266,12 @@ impl Backend {
             );
         }
         conn.set_timeout(CALL_TIMEOUT).map_err(|e| format!("cannot talk to the D-Bus session bus: {e}"))?;
-        Ok(Backend { conn: RefCell::new(conn), session: RefCell::new(None), collection })
+        Ok(Backend {
+            conn: RefCell::new(conn),
+            session: RefCell::new(None),
+            session_serial: Cell::new(Some(session_serial)),
+            collection,
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -257,33 +282,23 @@ impl Backend {
         format!("the Secret Service failed to {what}: {e}")
     }
 
-    /// Queue OpenSession("plain") unless a session is open; pass the result to [`Self::session`].
-    fn queue_session(&self, conn: &mut Connection) -> Option<u32> {
-        if self.session.borrow().is_some() {
-            return None;
+    /// The session's path: OpenSession's answer (queued in `open`) is read the first time.
+    fn session(&self, conn: &mut Connection) -> Result<String, String> {
+        if let Some(path) = self.session.borrow().clone() {
+            return Ok(path);
         }
-        let args = body(|w| {
-            w.str("plain");
-            w.variant("s", |w| w.str(""));
-        });
-        Some(conn.call(BUS_NAME, SERVICE_PATH, SERVICE_IFACE, "OpenSession", "sv", &args))
-    }
-
-    /// The session's path, reading OpenSession's answer if it was queued.
-    fn session(&self, conn: &mut Connection, pending: Option<u32>) -> Result<String, String> {
-        if let Some(serial) = pending {
-            let path = conn
-                .reply(serial)
-                .and_then(|m| {
-                    let mut r = m.body("vo")?;
-                    let output = r.variant_sig()?;
-                    r.skip(output)?;
-                    Ok(r.str()?.to_owned())
-                })
-                .map_err(|e| Self::fail("open a session", e))?;
-            *self.session.borrow_mut() = Some(path);
-        }
-        self.session.borrow().clone().ok_or_else(|| "no Secret Service session was opened".to_string())
+        let serial = self.session_serial.take().unwrap_or_else(|| queue_open_session(conn));
+        let path = conn
+            .reply(serial)
+            .and_then(|m| {
+                let mut r = m.body("vo")?;
+                let output = r.variant_sig()?;
+                r.skip(output)?;
+                Ok(r.str()?.to_owned())
+            })
+            .map_err(|e| Self::fail("open a session", e))?;
+        *self.session.borrow_mut() = Some(path.clone());
+        Ok(path)
     }
 
     /// Paths of latchkey's items, for one key or all: (unlocked, locked).
@@ -383,13 +398,11 @@ impl Backend {
 
     pub fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
         let conn = &mut *self.conn.borrow_mut();
-        // OpenSession and SearchItems go out together.
-        let pending = self.queue_session(conn);
         let (unlocked, locked) = self.search(conn, Some(key))?;
         if unlocked.is_empty() {
             return if locked.is_empty() { Ok(None) } else { Err(locked_item(key)) };
         }
-        let session = self.session(conn, pending)?;
+        let session = self.session(conn)?;
         let serial = Self::secrets_call(conn, &session, &unlocked);
         let mut secrets = Self::secrets_reply(conn, serial)?;
         // The first item, in path order, that has a secret.
@@ -398,12 +411,11 @@ impl Backend {
 
     pub fn set(&self, key: &str, payload: &[u8]) -> Result<(), String> {
         let conn = &mut *self.conn.borrow_mut();
-        let pending = self.queue_session(conn);
         let (unlocked, locked) = self.search(conn, Some(key))?;
         if !locked.is_empty() {
             return Err(locked_item(key));
         }
-        let session = self.session(conn, pending)?;
+        let session = self.session(conn)?;
         let args = body(|w| {
             // properties: a{sv}
             w.array(8, |w| {
@@ -459,7 +471,6 @@ impl Backend {
 
     pub fn list(&self) -> Result<super::Listed, String> {
         let conn = &mut *self.conn.borrow_mut();
-        let pending = self.queue_session(conn);
         let (unlocked, locked) = self.search(conn, None)?;
         if !locked.is_empty() {
             return Err("some of latchkey's keyring items are in a locked collection; unlock it (log in to the desktop, or use Seahorse or KeePassXC) and try again".into());
@@ -467,7 +478,7 @@ impl Backend {
         if unlocked.is_empty() {
             return Ok(Vec::new());
         }
-        let session = self.session(conn, pending)?;
+        let session = self.session(conn)?;
         // Every item's attributes and all the secrets, in one write.
         let attribute_calls: Vec<u32> = unlocked
             .iter()
