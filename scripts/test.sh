@@ -23,6 +23,7 @@ TOOLS=(
   "skopeo:skopeo"
   "htpasswd:apache2-utils"
   "kill:procps"
+  "openssl:openssl"
 )
 
 packages() {
@@ -85,6 +86,14 @@ step() {
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step test cargo test --workspace --no-fail-fast "$@"
+if (($# == 0)); then
+  # The README's install command, end to end: release build, install into a temp prefix,
+  # store/get/erase self-check on the default store (kept away from your real files).
+  scratch=$(mktemp -d)
+  trap 'rm -rf "$scratch"' EXIT
+  step install env PREFIX="$scratch/prefix" LATCHKEY_CONFIG="$scratch/config.toml" \
+    LATCHKEY_DATA_DIR="$scratch/data" LATCHKEY_CACHE_DIR="$scratch/cache" ./install.sh
+fi
 
 echo "==> wall time: $(($(date +%s) - start)) s"
 if ((${#failed[@]})); then

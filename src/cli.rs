@@ -55,6 +55,16 @@ pub enum Command {
         /// Registry host as configured
         registry: String,
     },
+    /// Log in to a device-mode REGISTRY in the browser (RFC 8628) and store its device secret
+    Login {
+        /// Registry host as configured
+        registry: String,
+    },
+    /// Revoke (where configured) and erase the device secret of REGISTRY
+    Logout {
+        /// Registry host as configured
+        registry: String,
+    },
     /// Pull an image into an OCI image layout, with credentials resolved from docker's config
     Pull(crate::resolver::command::PullArgs),
     /// Print (or --write) a containerd hosts.toml carrying a static-bearer registry's header
@@ -142,6 +152,19 @@ fn print_token(registry: &str, prefix: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn device_command(registry: &str, login: bool) -> anyhow::Result<()> {
+    let mut helper = Latchkey::new(Config::load_default()?).map_err(anyhow::Error::msg)?;
+    let key = Latchkey::key(registry).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = helper.device_config(&key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let opened = helper.store().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = if login {
+        crate::source::device::login(&key, &config, opened)
+    } else {
+        crate::source::device::logout(&key, &config, opened.store.as_ref(), true)
+    };
+    result.map_err(anyhow::Error::msg)
+}
+
 fn run_subcommand(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Get | Command::Store | Command::Erase | Command::List | Command::Version => {
@@ -152,6 +175,8 @@ fn run_subcommand(cli: Cli) -> ExitCode {
         Command::Status(args) => crate::status::run(&args),
         Command::Token { registry } => print_token(&registry, ""),
         Command::Header { registry } => print_token(&registry, "Authorization: Bearer "),
+        Command::Login { registry } => device_command(&registry, true),
+        Command::Logout { registry } => device_command(&registry, false),
         Command::Pull(args) => crate::resolver::command::pull(&args),
         Command::HostsToml(args) => crate::resolver::command::hosts_toml(&args),
         Command::Completions { shell } => {

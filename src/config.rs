@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::server_url::RegistryKey;
+use crate::source::device::DeviceConfig;
 use crate::source::static_bearer::IdentitySource;
 use crate::store::StoreKind;
 
@@ -40,6 +41,9 @@ pub struct RegistryConfig {
     /// Never hand out a token that expires sooner than this (default 120 s).
     #[serde(default)]
     pub min_validity_secs: Option<u64>,
+    /// Device-secret endpoints and behaviour (`mode = "device"`; every key has a default).
+    #[serde(default)]
+    pub device: Option<DeviceConfig>,
 }
 
 /// How a registry's credentials are obtained.
@@ -51,6 +55,8 @@ pub enum Mode {
     Stored,
     /// `<static_bearer>` and a JWT from the registry's `identity` source.
     StaticBearer,
+    /// A device secret from `login` (browser, RFC 8628), checked at the token endpoint.
+    Device,
 }
 
 impl Mode {
@@ -58,6 +64,7 @@ impl Mode {
         match self {
             Mode::Stored => "stored",
             Mode::StaticBearer => "static-bearer",
+            Mode::Device => "device",
         }
     }
 }
@@ -142,6 +149,24 @@ impl Config {
                 (_, Some(identity)) => identity.validate().map_err(|e| section(format!("identity: {e}")))?,
                 _ => {}
             }
+            match (registry.mode, &registry.device) {
+                (Mode::Device, _) if registry.identity.is_some() => {
+                    return Err(section(
+                        "has an identity table but mode = \"device\"; a device registry's secret comes from `login`"
+                            .into(),
+                    ));
+                }
+                (Mode::Device, device) => {
+                    device.clone().unwrap_or_default().validate(&key).map_err(|e| section(format!("device: {e}")))?
+                }
+                (mode, Some(_)) => {
+                    return Err(section(format!(
+                        "has a device table but mode = \"{}\"; set mode = \"device\" to use it",
+                        mode.as_str()
+                    )));
+                }
+                _ => {}
+            }
             if registries.insert(key.clone(), registry).is_some() {
                 return Err(ConfigError(format!(
                     "invalid config file {}: registries.{name:?} names {key}, which another section already configures",
@@ -197,6 +222,43 @@ subject = { source = "file", path = "/var/run/secrets/token" }
         assert_eq!(r.mode, Mode::StaticBearer);
         assert_eq!(r.min_validity_secs, Some(300));
         assert_eq!(r.identity.unwrap().kind(), "exchange");
+    }
+
+    #[test]
+    fn device_sections_parse_and_validate() {
+        let text = r#"
+[registries."atcr.example"]
+mode = "device"
+[registries."atcr.example".device]
+client-id = "latchkey-test"
+check-interval-secs = 60
+allowed-login-hosts = ["login.atcr.example"]
+[registries."localhost:5000"]
+mode = "device"
+"#;
+        let c = Config::parse(Path::new("c.toml"), text).unwrap();
+        let key = RegistryKey::parse("atcr.example").unwrap();
+        let d = c.registry(&key).device.unwrap();
+        assert_eq!(d.check_interval_secs, 60);
+        assert_eq!(d.login_wait_secs, 120);
+        assert_eq!(d.device_authorization_url(&key), "https://atcr.example/auth/device/code");
+        let local = RegistryKey::parse("localhost:5000").unwrap();
+        assert_eq!(c.registry(&local).mode, Mode::Device);
+        assert_eq!(DeviceConfig::default().token_url(&local), "http://localhost:5000/auth/device/token");
+
+        for (body, needle) in [
+            ("mode = \"device\"\n[registries.\"r.example\".device]\nrealm = \"http://r.example/token\"", "plain http"),
+            (
+                "mode = \"device\"\n[registries.\"r.example\".device]\nallowed-login-hosts = [\"https://x\"]",
+                "not a host",
+            ),
+            ("mode = \"device\"\n[registries.\"r.example\".device]\nlogin-wait-secs = 0", "login-wait-secs"),
+            ("mode = \"device\"\n[registries.\"r.example\".device]\nclient-secret = \"x\"", "client-secret"),
+            ("mode = \"stored\"\n[registries.\"r.example\".device]\n", "mode = \"device\""),
+        ] {
+            let e = Config::parse(Path::new("c.toml"), &format!("[registries.\"r.example\"]\n{body}\n")).unwrap_err().0;
+            assert!(e.contains(needle) && (e.contains("r.example") || e.contains("line 4")), "{needle}: {e}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::config::{Config, Mode};
 use crate::protocol::{Credentials, Helper, HelperError};
 use crate::secret::Secret;
 use crate::server_url::RegistryKey;
+use crate::source::device::{DeviceConfig, DeviceSource};
 use crate::source::static_bearer::{DEFAULT_MIN_VALIDITY_SECS, StaticBearer};
 use crate::source::{CredentialSource, stored::StoredSource};
 use crate::store::{self, Opened, Store, StoreKind, StoredCredential};
@@ -65,6 +66,18 @@ impl Latchkey {
         }
     }
 
+    /// The device-mode config for `key`, if the config gives it that mode.
+    pub fn device_config(&self, key: &RegistryKey) -> Result<DeviceConfig, HelperError> {
+        let registry = self.config.registry(key);
+        match registry.mode {
+            Mode::Device => Ok(registry.device.unwrap_or_default()),
+            _ => Err(HelperError::failed(format_args!(
+                "{key} is not a device-login registry in {}; add [registries.\"{key}\"] with mode = \"device\"",
+                self.config.path.display()
+            ))),
+        }
+    }
+
     fn refuse_unless_stored(&self, key: &RegistryKey, verb: &str) -> Result<(), HelperError> {
         match self.config.registry(key).mode {
             Mode::Stored => Ok(()),
@@ -102,6 +115,11 @@ impl Helper for Latchkey {
         let answer = match self.config.registry(&key).mode {
             Mode::Stored => StoredSource { store: self.stored()? }.get(&key)?,
             Mode::StaticBearer => self.static_bearer(&key)?.get(&key)?,
+            Mode::Device => {
+                let config = self.device_config(&key)?;
+                let cache_dir = crate::paths::cache_dir();
+                DeviceSource { key: &key, config: &config, store: self.stored()?, cache_dir }.get(&key)?
+            }
         };
         Ok((answer.username, answer.secret))
     }
@@ -122,6 +140,11 @@ impl Helper for Latchkey {
         if self.config.registry(&key).mode == Mode::StaticBearer {
             // `docker logout`: forget the cached token; the source itself stays configured.
             return self.static_bearer(&key)?.forget().map_err(HelperError::Failed);
+        }
+        if self.config.registry(&key).mode == Mode::Device {
+            // `docker logout`: erase the device secret here (`logout` also revokes it).
+            let config = self.device_config(&key)?;
+            return crate::source::device::logout(&key, &config, self.stored()?, false).map_err(HelperError::Failed);
         }
         self.stored()?.delete(&key).map(|_| ()).map_err(|e| HelperError::Failed(e.0))
     }

@@ -3,6 +3,7 @@
 //! The binary `docker-credential-latchkey` speaks the docker-credential-helpers protocol
 //! ([`protocol`]) over pluggable stores ([`store`]) and credential sources ([`source`]).
 
+pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod docker_config;

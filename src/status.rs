@@ -46,6 +46,9 @@ pub struct RegistryReport {
     pub source: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenReport>,
+    /// Device mode: whether the login session behind the device secret is alive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
     /// A problem worth a look (unreadable store, no cached token, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -108,6 +111,7 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
                     username: Some(credential.username.clone()),
                     source: None,
                     token: None,
+                    session: None,
                     note: None,
                 });
             }
@@ -118,6 +122,7 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
             username: None,
             source: None,
             token: None,
+            session: None,
             note: Some(format!("cannot list stored credentials: {e}")),
         }),
     }
@@ -131,6 +136,7 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
                         username: None,
                         source: None,
                         token: None,
+                        session: None,
                         note: Some("nothing stored yet: run docker login".into()),
                     });
                 }
@@ -157,7 +163,34 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
                     username: None,
                     source: Some(source.identity.describe()),
                     token,
+                    session: None,
                     note,
+                });
+            }
+            Mode::Device => {
+                let config = helper.device_config(key).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let device = match helper.store() {
+                    Ok(opened) => crate::source::device::DeviceSource {
+                        key,
+                        config: &config,
+                        store: opened.store.as_ref(),
+                        cache_dir: crate::paths::cache_dir(),
+                    }
+                    .status(),
+                    Err(e) => crate::source::device::DeviceStatus {
+                        account: None,
+                        session: "unknown".into(),
+                        note: Some(e.to_string()),
+                    },
+                };
+                registries.push(RegistryReport {
+                    registry: key.to_string(),
+                    mode: mode.as_str(),
+                    username: device.account,
+                    source: Some("device login".into()),
+                    token: None,
+                    session: Some(device.session),
+                    note: device.note,
                 });
             }
         }
@@ -205,6 +238,9 @@ fn print_human(r: &Report) {
                     format!("expired {} ago", human_secs(-t.expires_in_secs))
                 }
             ));
+        }
+        if let Some(s) = &reg.session {
+            line.push_str(&format!("; session {s}"));
         }
         if let Some(n) = &reg.note {
             line.push_str(&format!(" ({n})"));

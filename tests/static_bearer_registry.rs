@@ -738,3 +738,74 @@ fn distribution_rejects_a_list_audience() {
     s.assert_refused("aud as a list", &list, "error while unmarshalling raw token");
     s.assert_realm_untouched();
 }
+
+/// The same registry, driven the way rules_oci drives a helper: latchkey in `mint` mode,
+/// configured by a TOML file, asked through the protocol with `https://<host>`, and the
+/// `<static_bearer>` answer sent verbatim. Covers ES256/RS256 with libtrust kid and x5c.
+#[test]
+fn helper_in_mint_mode_answers_bearers_distribution_accepts() {
+    let s = Setup::new();
+    let host = s.registry.base_url.trim_start_matches("http://").to_owned();
+    // (key file, chain files for x5c, algorithm)
+    let configs: [(&str, &[&str], &str); 4] = [
+        ("es-kid.key", &[], "ES256"),
+        ("rs-kid.key", &[], "RS256"),
+        ("es-x5c.key", &["es-x5c.pem", "inter.pem"], "ES256"),
+        ("rs-x5c.key", &["rs-x5c.pem"], "RS256"),
+    ];
+    for (key_file, chain, algorithm) in configs {
+        let dir = tempfile::tempdir().unwrap();
+        let chain_line = if chain.is_empty() {
+            String::new()
+        } else {
+            let text: String = chain.iter().map(|f| s.trust.pki.read(f)).collect();
+            fs::write(dir.path().join("chain.pem"), text).unwrap();
+            format!("certificate-chain-file = {:?}\n", dir.path().join("chain.pem"))
+        };
+        let config = format!(
+            "[registries.\"{host}\"]\nmode = \"static-bearer\"\n[registries.\"{host}\".identity]\n\
+             source = \"mint\"\nalgorithm = \"{algorithm}\"\nprivate-key-file = {:?}\n{chain_line}\
+             issuer = \"{ISSUER}\"\nsubject = \"ci\"\naudience = \"{SERVICE}\"\nlifetime-secs = 300\n\
+             access = [{{ type = \"repository\", name = \"{REPO}\", actions = [\"pull\"] }}]\n",
+            s.trust.pki.path(key_file)
+        );
+        fs::write(dir.path().join("config.toml"), config).unwrap();
+        let get = |server_url: &str| {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_docker-credential-latchkey"))
+                .arg("get")
+                .env("LATCHKEY_CONFIG", dir.path().join("config.toml"))
+                .env("LATCHKEY_CACHE_DIR", dir.path().join("cache"))
+                .env("LATCHKEY_DATA_DIR", dir.path().join("data"))
+                .env("LATCHKEY_STORE", "file")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(server_url.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{algorithm} {key_file}: get failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["Username"], "<static_bearer>");
+            v["Secret"].as_str().unwrap().to_owned()
+        };
+        let token = get(&format!("https://{host}"));
+        // Cached: docker's bare-host spelling gets the very same token.
+        assert_eq!(get(&host), token, "{key_file}: the second get is served from the cache");
+        let claims = jwt::inspect(&token).unwrap();
+        assert_eq!(claims.has_x5c, !chain.is_empty(), "{key_file}");
+        assert_eq!(claims.key_id.is_some(), chain.is_empty(), "{key_file}");
+
+        let manifest = s.pull_manifest(&token);
+        assert_eq!(manifest.status, 200, "{key_file}: GET manifest: {}", manifest.describe());
+        let blob = s.client.get(&format!("/v2/{REPO}/blobs/{}", s.image.layer_digest), &token, None);
+        assert_eq!(blob.status, 200, "{key_file}: GET blob: {}", blob.describe());
+        assert_eq!(blob.body, s.image.layer);
+    }
+    s.assert_realm_untouched();
+}

@@ -513,3 +513,18 @@ fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn cached_static_bearer_get_touches_no_keyring_and_no_network() {
+    let token = jwt("cached", "reg.test", 600);
+    let t = token.clone();
+    let server = Server::start(move |_| ok(serde_json::json!({ "value": t }).to_string()));
+    let sb = Sandbox::new(&format!("source = \"http\"\nurl = \"{}/token\"\nfield = \"value\"", server.url));
+    assert_bearer(&sb.get(REGISTRY, &[]), &token, REGISTRY);
+    // A keyring store that cannot possibly be opened: a static-bearer get must not try.
+    let no_keyring = [("LATCHKEY_STORE", "keyring"), ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")];
+    let out = sb.get("https://reg.test:5000", &no_keyring);
+    assert_bearer(&out, &token, "https://reg.test:5000");
+    assert!(out.stderr.is_empty(), "a cached get says nothing on stderr: {}", out.stderr);
+    assert_eq!(server.calls().len(), 1, "the cached get made no request");
+}

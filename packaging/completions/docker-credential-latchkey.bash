@@ -37,6 +37,12 @@ _docker__credential__latchkey() {
             docker__credential__latchkey,list)
                 cmd="docker__credential__latchkey__subcmd__list"
                 ;;
+            docker__credential__latchkey,login)
+                cmd="docker__credential__latchkey__subcmd__login"
+                ;;
+            docker__credential__latchkey,logout)
+                cmd="docker__credential__latchkey__subcmd__logout"
+                ;;
             docker__credential__latchkey,man)
                 cmd="docker__credential__latchkey__subcmd__man"
                 ;;
@@ -65,7 +71,7 @@ _docker__credential__latchkey() {
 
     case "${cmd}" in
         docker__credential__latchkey)
-            opts="-h -V --help --version get store erase list version configure-docker unconfigure-docker status token header pull hosts-toml completions man"
+            opts="-h -V --help --version get store erase list version configure-docker unconfigure-docker status token header login logout pull hosts-toml completions man"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,6 +181,34 @@ _docker__credential__latchkey() {
             return 0
             ;;
         docker__subcmd__credential__subcmd__latchkey__subcmd__list)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        docker__subcmd__credential__subcmd__latchkey__subcmd__login)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        docker__subcmd__credential__subcmd__latchkey__subcmd__logout)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -36,6 +36,8 @@ complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_nee
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "status" -d 'Show the store in use and why, the config, and each registry\'s mode'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "token" -d 'Print the bearer token for a static-bearer REGISTRY (for scripts)'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "header" -d 'Print `Authorization: Bearer <token>` for a static-bearer REGISTRY (curl -H @-)'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "login" -d 'Log in to a device-mode REGISTRY in the browser (RFC 8628) and store its device secret'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "logout" -d 'Revoke (where configured) and erase the device secret of REGISTRY'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "pull" -d 'Pull an image into an OCI image layout, with credentials resolved from docker\'s config'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "hosts-toml" -d 'Print (or --write) a containerd hosts.toml carrying a static-bearer registry\'s header'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -58,6 +60,8 @@ complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_usi
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand status" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand token" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand header" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand login" -s h -l help -d 'Print help'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand logout" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -s o -l output -d 'OCI image layout directory to write (created if missing; an existing layout is added to)' -r -F
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l platform -d 'Platform to pull from a multi-platform image [default: linux/<this machine>]' -r
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l concurrency -d 'Blobs to fetch at once' -r

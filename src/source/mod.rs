@@ -5,6 +5,7 @@ use crate::protocol::HelperError;
 use crate::secret::Secret;
 use crate::server_url::RegistryKey;
 
+pub mod device;
 pub mod static_bearer;
 pub mod stored;
 

@@ -1,0 +1,290 @@
+//! RFC 8628, the OAuth 2.0 device authorization grant: ask for a device code, show the user
+//! code and verification URL (and open it where a person and a browser are), then poll the
+//! token endpoint honouring `interval`, `authorization_pending`, `slow_down` (+5 s),
+//! `access_denied` and `expired_token`, within a bounded total time. Cancelling (Ctrl-C sets
+//! `cancel`) returns before anything is stored.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::DeviceConfig;
+use crate::browser::{self, printable};
+use crate::http;
+use crate::secret::Secret;
+use crate::server_url::RegistryKey;
+use crate::status::human_secs;
+
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// RFC 8628 §3.2: without `interval`, poll every 5 s.
+const DEFAULT_INTERVAL_SECS: u64 = 5;
+/// Consecutive transport failures tolerated while polling before giving up.
+const MAX_POLL_FAILURES: u32 = 3;
+
+/// What a completed login yields.
+pub struct Grant {
+    pub account: String,
+    pub secret: Secret<String>,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant").field("account", &self.account).field("secret", &"<redacted>").finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct DeviceAuthorization {
+    device_code: String,
+    user_code: String,
+    #[serde(alias = "verification_url")]
+    verification_uri: String,
+    #[serde(default, alias = "verification_url_complete")]
+    verification_uri_complete: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    interval: Option<u64>,
+}
+
+impl Drop for DeviceAuthorization {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.device_code);
+    }
+}
+
+/// Run the whole grant for `key`. Human text goes to stderr; nothing is stored here.
+pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Result<Grant, String> {
+    let timeout = Duration::from_secs(config.timeout_secs);
+    let device_url = config.device_authorization_url(key);
+    let token_url = config.token_url(key);
+    let client = http::Client::new("device authorization endpoint", timeout)?;
+    let mut form: Vec<(&str, &str)> = vec![("client_id", &config.client_id)];
+    if let Some(scope) = &config.scope {
+        form.push(("scope", scope));
+    }
+    let body = serde_urlencoded::to_string(&form).map_err(|e| format!("cannot encode the device request: {e}"))?;
+    let request = client
+        .post(&device_url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Accept", "application/json")
+        .body(body);
+    let response = client.send(request, &device_url)?;
+    if response.status != 200 {
+        return Err(format!(
+            "the device authorization endpoint at {device_url} answered HTTP {} with {}",
+            response.status,
+            oauth_error(&response.body).unwrap_or_else(|| response.body_excerpt())
+        ));
+    }
+    let auth: DeviceAuthorization = serde_json::from_slice(&response.body).map_err(|e| {
+        format!(
+            "the device authorization endpoint at {device_url} answered with {} instead of device_code, user_code and verification_uri ({e})",
+            response.body_excerpt()
+        )
+    })?;
+
+    let allowed = config.allowed_hosts(key);
+    let user_code = printable(&auth.user_code, 64);
+    let verification =
+        browser::check_login_url(&auth.verification_uri, &allowed, &[&auth.device_code]).map_err(|e| {
+            format!("the device authorization endpoint at {device_url} sent an unsafe verification URL: {e}")
+        })?;
+    // The complete URI (with the user code in it) is a convenience: fall back to the plain one.
+    let complete = auth
+        .verification_uri_complete
+        .as_deref()
+        .and_then(|u| browser::check_login_url(u, &allowed, &[&auth.device_code]).ok());
+
+    eprintln!("latchkey: to log in to {key}, open");
+    eprintln!("latchkey:     {verification}");
+    eprintln!("latchkey: and enter the code  {user_code}");
+    match browser::interactive() {
+        Ok(()) => match browser::open(complete.as_ref().unwrap_or(&verification)) {
+            Ok(how) => eprintln!("latchkey: opened it {how}; check that the page shows the code {user_code}."),
+            Err(e) => eprintln!("latchkey: {e}; open the URL yourself."),
+        },
+        Err(why) => eprintln!("latchkey: not opening a browser here ({why}); open the URL on any device."),
+    }
+
+    let lifetime = Duration::from_secs(auth.expires_in.unwrap_or(config.login_timeout_secs).max(1));
+    let total = lifetime.min(Duration::from_secs(config.login_timeout_secs));
+    let deadline = Instant::now() + total;
+    let mut interval = Duration::from_secs(auth.interval.unwrap_or(DEFAULT_INTERVAL_SECS).max(1));
+    let device_code = Secret::new(auth.device_code.clone());
+    let progress = Progress::new("waiting for the login to be approved");
+    let mut failures = 0;
+    let poll_client = http::Client::new("token endpoint", timeout)?;
+    loop {
+        if !sleep_unless_cancelled(interval, deadline, cancel, &progress) {
+            progress.finish();
+            return Err("login cancelled; nothing was stored".into());
+        }
+        if Instant::now() >= deadline {
+            progress.finish();
+            return Err(format!(
+                "the login was not approved within {}; nothing was stored. Run the login again when you are ready",
+                human_secs(total.as_secs() as i64)
+            ));
+        }
+        let form = serde_urlencoded::to_string([
+            ("grant_type", DEVICE_CODE_GRANT),
+            ("device_code", device_code.expose()),
+            ("client_id", &config.client_id),
+        ])
+        .map(Secret::new)
+        .map_err(|e| format!("cannot encode the token request: {e}"))?;
+        let request = poll_client
+            .post(&token_url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "application/json")
+            .body(form.expose().clone());
+        let response = match poll_client.send(request, &token_url) {
+            Ok(r) if r.status < 500 => r,
+            Ok(r) => {
+                failures += 1;
+                if failures >= MAX_POLL_FAILURES {
+                    progress.finish();
+                    return Err(format!(
+                        "the token endpoint at {token_url} answered HTTP {} with {} {failures} times in a row; nothing was stored",
+                        r.status,
+                        r.body_excerpt()
+                    ));
+                }
+                continue;
+            }
+            Err(e) => {
+                failures += 1;
+                if failures >= MAX_POLL_FAILURES {
+                    progress.finish();
+                    return Err(format!("{e} ({failures} times in a row); nothing was stored"));
+                }
+                continue;
+            }
+        };
+        failures = 0;
+        if response.status == 200 {
+            progress.finish();
+            return grant_from(&response.body, config, &token_url);
+        }
+        let json: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
+        let error = json.as_ref().and_then(|j| j.get("error")?.as_str().map(str::to_owned));
+        match error.as_deref() {
+            Some("authorization_pending") => {}
+            Some("slow_down") => interval += Duration::from_secs(5),
+            Some("access_denied") => {
+                progress.finish();
+                return Err("the login was denied in the browser; nothing was stored".into());
+            }
+            Some("expired_token") => {
+                progress.finish();
+                return Err(format!(
+                    "the code {user_code} expired before the login was approved; nothing was stored. Run the login again"
+                ));
+            }
+            _ => {
+                progress.finish();
+                return Err(format!(
+                    "the token endpoint at {token_url} refused the login (HTTP {}): {}; nothing was stored",
+                    response.status,
+                    oauth_error(&response.body).unwrap_or_else(|| response.body_excerpt())
+                ));
+            }
+        }
+    }
+}
+
+/// `error: error_description` from an RFC 6749 §5.2 error body, made printable.
+fn oauth_error(body: &[u8]) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = json.get("error")?.as_str()?;
+    Some(match json.get("error_description").and_then(|d| d.as_str()) {
+        Some(d) => format!("{}: {}", printable(error, 80), printable(d, 200)),
+        None => printable(error, 80),
+    })
+}
+
+/// Pull the device secret and the account name out of the token answer.
+fn grant_from(body: &[u8], config: &DeviceConfig, token_url: &str) -> Result<Grant, String> {
+    let json: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| format!("the token endpoint at {token_url} approved the login but its answer is not JSON"))?;
+    let fields = || {
+        json.as_object().map(|o| o.keys().map(|k| printable(k, 40)).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+    };
+    let secret = match json.get(&config.secret_field) {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Secret::new(s.trim().to_owned()),
+        _ => {
+            return Err(format!(
+                "the token endpoint at {token_url} approved the login but its answer has no string field {:?} (secret-field) holding the device secret; it has: {}",
+                config.secret_field,
+                fields()
+            ));
+        }
+    };
+    let account = match json.get(&config.account_field) {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+        _ => {
+            return Err(format!(
+                "the token endpoint at {token_url} approved the login but its answer has no string field {:?} (account-field) naming the account; it has: {}",
+                config.account_field,
+                fields()
+            ));
+        }
+    };
+    if account.chars().any(char::is_control) || account.len() > 256 {
+        return Err(format!("the token endpoint at {token_url} sent an account name that is not printable"));
+    }
+    Ok(Grant { account, secret })
+}
+
+/// Sleep `interval` in small steps. Returns false if cancelled.
+fn sleep_unless_cancelled(interval: Duration, deadline: Instant, cancel: &AtomicBool, progress: &Progress) -> bool {
+    let until = (Instant::now() + interval).min(deadline);
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return false;
+        }
+        progress.tick(deadline);
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(100)));
+    }
+}
+
+/// A one-line countdown on stderr, only when stderr is a terminal.
+pub struct Progress {
+    tty: bool,
+    label: String,
+}
+
+impl Progress {
+    /// `label` says what is awaited ("waiting for the login to be approved"); without a
+    /// terminal it is printed once, with one it heads a countdown.
+    pub fn new(label: &str) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        if !tty {
+            eprintln!("latchkey: {label}...");
+        }
+        Progress { tty, label: label.to_owned() }
+    }
+
+    /// Redraw the countdown line (cheap; called every ~100 ms).
+    pub fn tick(&self, deadline: Instant) {
+        if self.tty {
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs() as i64;
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2Klatchkey: {} ({} left, Ctrl-C to stop)", self.label, human_secs(left));
+            let _ = err.flush();
+        }
+    }
+
+    pub fn finish(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}

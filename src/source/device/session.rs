@@ -1,0 +1,338 @@
+//! Is the browser session behind a device secret still alive? Ask the registry's token
+//! endpoint (`GET realm?service=..` with Basic auth, as docker itself would), and remember a
+//! positive answer on disk (no secret in it) for `check-interval-secs`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::browser::{check_endpoint_url, printable};
+use crate::fsutil;
+use crate::http;
+use crate::secret::Secret;
+use crate::server_url::RegistryKey;
+
+/// The token endpoint a device secret is checked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub realm: Url,
+    pub service: Option<String>,
+}
+
+impl Endpoint {
+    /// The realm without its query, for messages.
+    pub fn shown(&self) -> String {
+        let mut u = self.realm.clone();
+        u.set_query(None);
+        u.set_fragment(None);
+        u.to_string()
+    }
+}
+
+/// What the token endpoint said about the device secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// 200: a token was issued.
+    Alive,
+    /// 401 `{"error":"oauth_session_expired", ...}`: the secret is fine, its browser session is not.
+    Expired { login_url: Option<String>, message: Option<String> },
+    /// Any other 401/403: the secret itself is not accepted (revoked, deleted, wrong account).
+    Rejected { status: u16, detail: String },
+}
+
+/// Find the token endpoint from the registry's `/v2/` challenge
+/// (`WWW-Authenticate: Bearer realm="..",service=".."`).
+pub fn discover(registry_base: &str, timeout: Duration) -> Result<Endpoint, String> {
+    let client = http::Client::new("registry", timeout)?;
+    let url = format!("{}/v2/", registry_base.trim_end_matches('/'));
+    let response = client.send(client.get(&url), &url)?;
+    let challenge = response
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| parse_challenge(v).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")));
+    let Some((_, params)) = challenge else {
+        return Err(match response.status {
+            200 => format!(
+                "the registry at {url} answered 200 without asking for credentials, so it has no token endpoint to check; set realm in the device table if its token endpoint is elsewhere"
+            ),
+            401 => format!(
+                "the registry at {url} asks for credentials but names no Bearer token endpoint (no `WWW-Authenticate: Bearer realm=..`); set realm in the device table"
+            ),
+            status => format!(
+                "the registry at {url} answered HTTP {status} with {} instead of a 401 naming its token endpoint; set realm in the device table",
+                response.body_excerpt()
+            ),
+        });
+    };
+    let realm = params.get("realm").ok_or_else(|| {
+        format!("the registry at {url} sent a Bearer challenge without a realm; set realm in the device table")
+    })?;
+    let realm = check_endpoint_url(realm, &format!("the token endpoint the registry at {url} names"))?;
+    Ok(Endpoint { realm, service: params.get("service").cloned() })
+}
+
+/// Parse one `WWW-Authenticate` challenge: scheme and its auth-params (quoted or token values).
+pub fn parse_challenge(header: &str) -> Option<(String, BTreeMap<String, String>)> {
+    let header = header.trim();
+    let (scheme, mut rest) = match header.find(' ') {
+        Some(i) => (&header[..i], &header[i + 1..]),
+        None => (header, ""),
+    };
+    if scheme.is_empty() {
+        return None;
+    }
+    let mut params = BTreeMap::new();
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        let Some(eq) = rest.find('=') else { break };
+        let name = rest[..eq].trim().to_ascii_lowercase();
+        rest = &rest[eq + 1..];
+        let value;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            out.push(n);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => out.push(c),
+                }
+            }
+            value = out;
+            rest = &quoted[end.min(quoted.len())..];
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            value = rest[..end].trim().to_owned();
+            rest = &rest[end..];
+        }
+        params.insert(name, value);
+    }
+    Some((scheme.to_owned(), params))
+}
+
+/// Ask the token endpoint for a token with the device secret as the Basic password.
+pub fn check(
+    endpoint: &Endpoint,
+    scope: Option<&str>,
+    account: &str,
+    secret: &Secret<String>,
+    timeout: Duration,
+) -> Result<Verdict, String> {
+    let client = http::Client::new("token endpoint", timeout)?;
+    let mut url = endpoint.realm.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        if let Some(service) = &endpoint.service {
+            q.append_pair("service", service);
+        }
+        if let Some(scope) = scope {
+            q.append_pair("scope", scope);
+        }
+    }
+    let shown = endpoint.shown();
+    let request =
+        client.get(url.as_str()).basic_auth(account, Some(secret.expose())).header("Accept", "application/json");
+    let response = client.send(request, &shown)?;
+    let redact = |text: String| {
+        if secret.expose().is_empty() { text } else { text.replace(secret.expose().as_str(), "<redacted>") }
+    };
+    match response.status {
+        200 => Ok(Verdict::Alive),
+        401 | 403 => {
+            #[derive(Deserialize)]
+            struct ErrorBody {
+                error: Option<String>,
+                message: Option<String>,
+                login_url: Option<String>,
+            }
+            let parsed: Option<ErrorBody> = serde_json::from_slice(&response.body).ok();
+            match parsed {
+                Some(ErrorBody { error: Some(e), message, login_url }) if e == "oauth_session_expired" => {
+                    Ok(Verdict::Expired { login_url, message: message.map(|m| redact(printable(&m, 300))) })
+                }
+                Some(ErrorBody { error: Some(e), message, .. }) => {
+                    let detail = match message {
+                        Some(m) => format!("{}: {}", printable(&e, 80), printable(&m, 200)),
+                        None => printable(&e, 80),
+                    };
+                    Ok(Verdict::Rejected { status: response.status, detail: redact(detail) })
+                }
+                _ => Ok(Verdict::Rejected { status: response.status, detail: redact(response.body_excerpt()) }),
+            }
+        }
+        status => Err(format!(
+            "the token endpoint at {shown} answered HTTP {status} with {}",
+            redact(response.body_excerpt())
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// On-disk state, one set of files per registry under `<cache>/device/`: the last positive
+// check (account, time, endpoint; never the secret), and the outcome of the last browser
+// login so that processes that waited for it give the same answer.
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub account: String,
+    /// Unix seconds of the last 200 from the token endpoint.
+    pub alive_at: u64,
+    pub realm: String,
+    pub service: Option<String>,
+}
+
+/// The outcome of a browser login one process led while others waited.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginOutcome {
+    /// Unix milliseconds when the leader finished.
+    pub at_ms: u64,
+    pub alive: bool,
+    /// The error the leader failed with (no secret in it).
+    pub message: String,
+}
+
+pub struct SessionCache {
+    dir: PathBuf,
+    record: PathBuf,
+    outcome: PathBuf,
+    lock: PathBuf,
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    file.take(64 * 1024).read_to_end(&mut bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+impl SessionCache {
+    pub fn new(cache_dir: &Path, key: &RegistryKey) -> SessionCache {
+        let digest = Sha256::digest(format!("device|{key}").as_bytes());
+        let name: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let dir = cache_dir.join("device");
+        SessionCache {
+            record: dir.join(format!("{name}.json")),
+            outcome: dir.join(format!("{name}.login.json")),
+            lock: dir.join(format!("{name}.login.lock")),
+            dir,
+        }
+    }
+
+    pub fn lock_path(&self) -> &Path {
+        &self.lock
+    }
+
+    pub fn ensure_dir(&self) -> std::io::Result<()> {
+        fsutil::ensure_private_dir(&self.dir)
+    }
+
+    pub fn read(&self) -> Option<SessionRecord> {
+        read_json(&self.record)
+    }
+
+    /// The record, if it says `account`'s session was alive less than `interval` ago.
+    pub fn fresh(&self, account: &str, interval: Duration) -> Option<SessionRecord> {
+        let record = self.read()?;
+        let now = now_secs();
+        // A record from the future (clock moved back) is not trusted.
+        let fresh = record.account == account
+            && record.alive_at <= now + 5
+            && now - record.alive_at.min(now) < interval.as_secs();
+        fresh.then_some(record)
+    }
+
+    /// Remember that `account`'s session answered 200 just now. Failing to write is not fatal:
+    /// the next `get` checks again.
+    pub fn write_alive(&self, account: &str, endpoint: &Endpoint) {
+        let record = SessionRecord {
+            account: account.to_owned(),
+            alive_at: now_secs(),
+            realm: endpoint.realm.to_string(),
+            service: endpoint.service.clone(),
+        };
+        if self.ensure_dir().is_ok() {
+            let json = serde_json::to_vec(&record).expect("records always serialise");
+            let _ = fsutil::write_atomic(&self.record, &json, 0o600);
+        }
+    }
+
+    pub fn read_outcome(&self) -> Option<LoginOutcome> {
+        read_json(&self.outcome)
+    }
+
+    pub fn write_outcome(&self, alive: bool, message: &str) {
+        let outcome = LoginOutcome { at_ms: now_ms(), alive, message: message.to_owned() };
+        if self.ensure_dir().is_ok() {
+            let json = serde_json::to_vec(&outcome).expect("outcomes always serialise");
+            let _ = fsutil::write_atomic(&self.outcome, &json, 0o600);
+        }
+    }
+
+    /// Forget everything (after login or logout: a new secret, or none).
+    pub fn clear(&self) {
+        for path in [&self.record, &self.outcome] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse() {
+        let (scheme, p) = parse_challenge(
+            r#"Bearer realm="https://reg.example/auth/token",service="reg.example",scope="repository:a/b:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(scheme, "Bearer");
+        assert_eq!(p["realm"], "https://reg.example/auth/token");
+        assert_eq!(p["service"], "reg.example");
+        assert_eq!(p["scope"], "repository:a/b:pull,push");
+        let (scheme, p) = parse_challenge(r#"Basic realm="x \"y\"", charset=UTF-8"#).unwrap();
+        assert_eq!(scheme, "Basic");
+        assert_eq!(p["realm"], "x \"y\"");
+        assert_eq!(p["charset"], "UTF-8");
+        let (_, p) = parse_challenge("Bearer realm=\"unterminated").unwrap();
+        assert_eq!(p["realm"], "unterminated");
+    }
+
+    #[test]
+    fn records_are_fresh_only_for_the_same_account_and_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = RegistryKey::parse("reg.example").unwrap();
+        let cache = SessionCache::new(dir.path(), &key);
+        let endpoint = Endpoint { realm: Url::parse("https://reg.example/auth/token").unwrap(), service: None };
+        assert!(cache.fresh("alice", Duration::from_secs(60)).is_none());
+        cache.write_alive("alice", &endpoint);
+        assert!(cache.fresh("alice", Duration::from_secs(60)).is_some());
+        assert!(cache.fresh("bob", Duration::from_secs(60)).is_none());
+        assert!(cache.fresh("alice", Duration::ZERO).is_none());
+        cache.clear();
+        assert!(cache.fresh("alice", Duration::from_secs(60)).is_none());
+    }
+}
