@@ -1,5 +1,5 @@
 //! An async client for the registry API (`/v2/`) that authenticates the way the
-//! [`Resolver`](super::Resolver) says, and no further than that.
+//! [`super::Resolver`] says, and no further than that.
 //!
 //! * A static bearer is sent on every request from the first one: no `/v2/` ping, no
 //!   challenge, no token endpoint. If the registry answers 401, the helper is asked once more

@@ -1,5 +1,7 @@
 //! The `pull` and `hosts-toml` subcommands: argument structs for clap and their logic. The
 //! async runtime is built here, for these commands only; the protocol verbs never see it.
+// The argument docs are clap help texts (`[default: ...]`, `<registry>`), not rustdoc.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;

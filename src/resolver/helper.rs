@@ -83,6 +83,18 @@ impl std::error::Error for HelperCallError {}
 ///
 /// `helper` is the suffix as written in `credHelpers`/`credsStore` (`latchkey`, `pass`,
 /// `desktop`, ...), or a path to an executable.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use latchkey::resolver::helper::{self, HelperCallError};
+///
+/// match helper::get("secretservice", "ghcr.io", Duration::from_secs(10)) {
+///     Ok(c) if c.username == "<static_bearer>" => println!("send it as a bearer"),
+///     Ok(c) => println!("user {}", c.username),
+///     Err(HelperCallError::NotFound { .. }) => println!("nothing stored: go on anonymously"),
+///     Err(e) => eprintln!("{e}"), // names the helper; never contains the secret
+/// }
+/// ```
 pub fn get(helper: &str, server_url: &str, timeout: Duration) -> Result<HelperCredentials, HelperCallError> {
     let program = if helper.contains(std::path::MAIN_SEPARATOR) {
         helper.to_owned()

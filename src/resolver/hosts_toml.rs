@@ -25,6 +25,18 @@ pub struct HostsToml {
 }
 
 /// Render hosts.toml for `resolved`, which must be a static bearer.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use latchkey::resolver::{hosts_toml, ClientOptions, Resolver};
+///
+/// let resolver = Resolver::from_json(r#"{"auths": {"reg.example": {"registrytoken": "opaque"}}}"#).unwrap();
+/// let resolved = resolver.resolve("reg.example").unwrap();
+/// let file = hosts_toml::render(&resolved, &ClientOptions::default(), SystemTime::now()).unwrap();
+/// assert_eq!(file.dir_name, "reg.example"); // /etc/containerd/certs.d/reg.example/hosts.toml
+/// assert!(file.text.contains(r#"Authorization = "Bearer opaque""#));
+/// assert!(file.text.contains("expiry is unknown")); // not a JWT
+/// ```
 pub fn render(resolved: &Resolved, options: &ClientOptions, now: SystemTime) -> Result<HostsToml, String> {
     let token = match &resolved.credential {
         Credential::StaticBearer(token) => token,
