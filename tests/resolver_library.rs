@@ -38,7 +38,7 @@ fn library_pull_with_a_registrytoken_from_auths() {
         platforms: PlatformSelector::One("linux/arm64".parse().unwrap()),
         concurrency: 2,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let summary = runtime
         .block_on(latchkey::resolver::pull(&client, &reference, &options, Arc::new(Quiet)))
         .unwrap_or_else(|e| panic!("{e}"));

@@ -98,11 +98,11 @@ pub fn pull(args: &PullArgs) -> Result<()> {
     let options = PullOptions { output: args.output.clone(), platforms, concurrency: args.concurrency };
     let progress: Arc<dyn Progress> =
         if !args.quiet && std::io::stderr().is_terminal() { Arc::new(bars::Bars::new()) } else { Arc::new(Quiet) };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8))
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // One async thread drives the sockets; hashing and writing run on blocking threads, so
+    // every core works. (tokio's multi-thread scheduler would link libm into the binary and
+    // slow every `get` by loading it.)
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let summary = runtime.block_on(async {
         tokio::select! {
             result = super::pull(&client, &reference, &options, progress.clone()) => result.map_err(anyhow::Error::from),
@@ -111,6 +111,8 @@ pub fn pull(args: &PullArgs) -> Result<()> {
     });
     // Downloads still running in blocking threads end when their channels close.
     runtime.shutdown_timeout(Duration::from_secs(5));
+    // Clear the bars before anything else is printed.
+    drop(progress);
     let summary = summary?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -159,78 +161,160 @@ pub fn hosts_toml(args: &HostsTomlArgs) -> Result<()> {
 }
 
 mod bars {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
+    //! Progress bars on stderr, drawn by a small thread every 100 ms: one line per blob being
+    //! fetched (at most 8) and a total. Hand-rolled rather than indicatif, which pulls libm
+    //! into the binary and so slows every `get` (an extra shared library to load).
 
-    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
 
-    /// Per-blob bars and a total, on stderr (only used on a terminal).
+    const WIDTH: u64 = 30;
+    const MAX_LINES: usize = 8;
+
+    #[derive(Default)]
+    struct State {
+        count: usize,
+        total: u64,
+        done: u64,
+        /// digest -> (size, position), in start order.
+        active: BTreeMap<u64, (String, u64, u64)>,
+        next: u64,
+    }
+
     pub struct Bars {
-        multi: MultiProgress,
-        total: ProgressBar,
-        blobs: Mutex<HashMap<String, ProgressBar>>,
+        state: Arc<Mutex<State>>,
+        stop: Arc<AtomicBool>,
+        drawer: Option<std::thread::JoinHandle<()>>,
     }
 
     impl Bars {
         pub fn new() -> Bars {
-            let multi = MultiProgress::new();
-            let total = multi.add(ProgressBar::new(0));
-            total.set_style(
-                ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            total.set_prefix("total");
-            Bars { multi, total, blobs: Mutex::new(HashMap::new()) }
+            let state = Arc::new(Mutex::new(State::default()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let (s, halt) = (state.clone(), stop.clone());
+            let drawer = std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut drawn = 0usize;
+                loop {
+                    let stopping = halt.load(Ordering::Relaxed);
+                    drawn = draw(&s.lock().unwrap_or_else(|p| p.into_inner()), drawn, started, stopping);
+                    if stopping {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+            Bars { state, stop, drawer: Some(drawer) }
+        }
+
+        fn with(&self, f: impl FnOnce(&mut State)) {
+            f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
         }
     }
 
-    fn short(digest: &str) -> String {
-        digest.split_once(':').map_or(digest, |(_, h)| h).chars().take(12).collect()
+    fn bar(pos: u64, len: u64) -> String {
+        let filled = if len == 0 { 0 } else { (pos.min(len) * WIDTH / len).min(WIDTH) };
+        let mut s = "=".repeat(filled as usize);
+        if filled < WIDTH {
+            s.push('>');
+            s.push_str(&" ".repeat((WIDTH - filled - 1) as usize));
+        }
+        s
+    }
+
+    fn mib(bytes: u64) -> String {
+        format!("{}.{} MiB", bytes >> 20, ((bytes & 0xFFFFF) * 10) >> 20)
+    }
+
+    /// Redraw in place (cursor up over the previous drawing); clear it all when `last`.
+    fn draw(state: &State, previous: usize, started: Instant, last: bool) -> usize {
+        let mut out = String::new();
+        if previous > 0 {
+            out.push_str(&format!("\x1b[{previous}A"));
+        }
+        let mut lines = 0;
+        if !last {
+            for (digest, size, pos) in state.active.values().take(MAX_LINES) {
+                let short: String =
+                    digest.split_once(':').map_or(digest.as_str(), |(_, h)| h).chars().take(12).collect();
+                out.push_str(&format!("\x1b[2K{short:>12} [{}] {} / {}\n", bar(*pos, *size), mib(*pos), mib(*size)));
+                lines += 1;
+            }
+            let ms = started.elapsed().as_millis().max(1) as u64;
+            let rate = state.done.saturating_mul(1000) / ms;
+            out.push_str(&format!(
+                "\x1b[2K{:>12} [{}] {} / {}  {}/s  {} blobs\n",
+                "total",
+                bar(state.done, state.total),
+                mib(state.done),
+                mib(state.total),
+                mib(rate),
+                state.count
+            ));
+            lines += 1;
+        }
+        for _ in lines..previous {
+            out.push_str("\x1b[2K\n");
+        }
+        if previous > lines {
+            out.push_str(&format!("\x1b[{}A", previous - lines));
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(out.as_bytes());
+        let _ = err.flush();
+        lines
     }
 
     impl super::Progress for Bars {
         fn planned(&self, count: usize, bytes: u64) {
-            self.total.set_length(bytes);
-            self.total.set_message(format!("{count} blobs"));
+            self.with(|s| {
+                s.count = count;
+                s.total = bytes;
+            });
         }
         fn blob_started(&self, digest: &str, size: u64) {
-            let bar = self.multi.insert_before(&self.total, ProgressBar::new(size));
-            bar.set_style(
-                ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar.set_prefix(short(digest));
-            self.blobs.lock().unwrap_or_else(|p| p.into_inner()).insert(digest.to_owned(), bar);
+            self.with(|s| {
+                let n = s.next;
+                s.next += 1;
+                s.active.insert(n, (digest.to_owned(), size, 0));
+            });
         }
         fn blob_advanced(&self, digest: &str, bytes: u64) {
-            if let Some(bar) = self.blobs.lock().unwrap_or_else(|p| p.into_inner()).get(digest) {
-                bar.inc(bytes);
-            }
-            self.total.inc(bytes);
+            self.with(|s| {
+                s.done += bytes;
+                if let Some(entry) = s.active.values_mut().find(|(d, _, _)| d == digest) {
+                    entry.2 += bytes;
+                }
+            });
         }
         fn blob_restarted(&self, digest: &str, offset: u64) {
-            if let Some(bar) = self.blobs.lock().unwrap_or_else(|p| p.into_inner()).get(digest) {
-                let lost = bar.position().saturating_sub(offset);
-                bar.set_position(offset);
-                self.total.set_position(self.total.position().saturating_sub(lost));
-            }
+            self.with(|s| {
+                if let Some(entry) = s.active.values_mut().find(|(d, _, _)| d == digest) {
+                    let lost = entry.2.saturating_sub(offset);
+                    entry.2 = offset;
+                    s.done = s.done.saturating_sub(lost);
+                }
+            });
         }
         fn blob_finished(&self, digest: &str, size: u64, fetched: bool) {
-            if let Some(bar) = self.blobs.lock().unwrap_or_else(|p| p.into_inner()).remove(digest) {
-                bar.finish_and_clear();
-                self.multi.remove(&bar);
-            }
-            if !fetched {
-                self.total.inc(size);
-            }
+            self.with(|s| {
+                s.active.retain(|_, (d, _, _)| d != digest);
+                if !fetched {
+                    s.done += size;
+                }
+            });
         }
     }
 
     impl Drop for Bars {
         fn drop(&mut self) {
-            self.total.finish_and_clear();
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.drawer.take() {
+                let _ = t.join();
+            }
         }
     }
 }

@@ -60,7 +60,7 @@
 //!     Ok(())
 //! }
 //!
-//! let runtime = tokio::runtime::Runtime::new().unwrap();
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 //! runtime.block_on(pull_app()).unwrap();
 //! ```
 
