@@ -216,7 +216,7 @@ mod bars {
     }
 
     fn bar(pos: u64, len: u64) -> String {
-        let filled = if len == 0 { 0 } else { (pos.min(len) * WIDTH / len).min(WIDTH) };
+        let filled = (pos.min(len) * WIDTH).checked_div(len).unwrap_or(0).min(WIDTH);
         let mut s = "=".repeat(filled as usize);
         if filled < WIDTH {
             s.push('>');
