@@ -5,6 +5,8 @@
 use std::io::Read;
 use std::time::Duration;
 
+use crate::secret::Secret;
+
 /// Bodies latchkey reads are tokens and small JSON documents.
 pub const MAX_BODY_BYTES: u64 = 256 * 1024;
 
@@ -13,6 +15,9 @@ pub const MAX_BODY_BYTES: u64 = 256 * 1024;
 pub struct Client {
     inner: reqwest::blocking::Client,
     peer: String,
+    /// Secrets this client sends (request bearers, subject tokens, device secrets and codes):
+    /// a peer that quotes them back in an error body must not get them into our messages.
+    redact: Vec<Secret<String>>,
 }
 
 /// A response whose body has been read (bounded).
@@ -20,6 +25,7 @@ pub struct Response {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
+    redact: Vec<Secret<String>>,
 }
 
 impl Client {
@@ -33,7 +39,16 @@ impl Client {
             .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot set up an HTTP client for the {peer}: {}", error_chain(&e)))?;
-        Ok(Client { inner, peer: peer.to_owned() })
+        Ok(Client { inner, peer: peer.to_owned(), redact: Vec::new() })
+    }
+
+    /// Never let `secret` (which this client sends) into an error message made from a
+    /// response: [`Response::body_excerpt`] and [`Response::redact`] replace it.
+    pub fn redacting(mut self, secret: &Secret<String>) -> Client {
+        if !secret.expose().is_empty() {
+            self.redact.push(secret.clone());
+        }
+        self
     }
 
     pub fn peer(&self) -> &str {
@@ -76,7 +91,7 @@ impl Client {
                 MAX_BODY_BYTES / 1024
             ));
         }
-        Ok(Response { status, headers, body })
+        Ok(Response { status, headers, body, redact: self.redact.clone() })
     }
 }
 
@@ -85,17 +100,38 @@ impl Response {
     /// text (bounded), or its size when it is not text. Callers must only use this for
     /// bodies that carry no secret (error responses).
     pub fn body_excerpt(&self) -> String {
-        match std::str::from_utf8(&self.body) {
+        let excerpt = match std::str::from_utf8(&self.body) {
             Ok(text) => {
                 let trimmed = text.trim();
                 if trimmed.starts_with('<') {
                     return "an HTML page".to_owned();
                 }
                 let line: String = trimmed.lines().next().unwrap_or("").chars().take(200).collect();
+                // Redact before quoting (the Debug escapes could split a secret).
+                let line = self.redact(line);
                 if line.is_empty() { "an empty body".to_owned() } else { format!("{line:?}") }
             }
             Err(_) => format!("{} bytes of binary data", self.body.len()),
+        };
+        self.redact(excerpt)
+    }
+
+    /// `text` (made from this response) with every secret the request carried replaced,
+    /// in its plain, form-encoded and JSON-escaped spellings.
+    pub fn redact(&self, text: String) -> String {
+        let mut text = text;
+        for secret in &self.redact {
+            let plain = secret.expose().as_str();
+            let form: String = url::form_urlencoded::byte_serialize(plain.as_bytes()).collect();
+            let json = serde_json::to_string(plain).unwrap_or_default();
+            let json = json.trim_matches('"');
+            for spelling in [plain, form.as_str(), json] {
+                if !spelling.is_empty() && text.contains(spelling) {
+                    text = text.replace(spelling, "<redacted>");
+                }
+            }
         }
+        text
     }
 }
 

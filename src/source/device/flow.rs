@@ -116,7 +116,7 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
     let device_code = Secret::new(auth.device_code.clone());
     let progress = Progress::new("waiting for the login to be approved");
     let mut failures = 0;
-    let poll_client = http::Client::new("token endpoint", timeout)?;
+    let poll_client = http::Client::new("token endpoint", timeout)?.redacting(&device_code);
     loop {
         if !sleep_unless_cancelled(interval, deadline, cancel, &progress) {
             progress.finish();
@@ -189,7 +189,7 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
                 return Err(format!(
                     "the token endpoint at {token_url} refused the login (HTTP {}): {}; nothing was stored",
                     response.status,
-                    oauth_error(&response.body).unwrap_or_else(|| response.body_excerpt())
+                    oauth_error(&response.body).map(|e| response.redact(e)).unwrap_or_else(|| response.body_excerpt())
                 ));
             }
         }

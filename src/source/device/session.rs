@@ -133,7 +133,7 @@ pub fn check(
     secret: &Secret<String>,
     timeout: Duration,
 ) -> Result<Verdict, String> {
-    let client = http::Client::new("token endpoint", timeout)?;
+    let client = http::Client::new("token endpoint", timeout)?.redacting(secret);
     let mut url = endpoint.realm.clone();
     {
         let mut q = url.query_pairs_mut();
