@@ -3,7 +3,7 @@
 //! never builds a client.
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::secret::Secret;
 
@@ -15,6 +15,8 @@ pub const MAX_BODY_BYTES: u64 = 256 * 1024;
 pub struct Client {
     inner: reqwest::blocking::Client,
     peer: String,
+    /// The whole exchange (connect, headers and body) must end within this.
+    timeout: Duration,
     /// Secrets this client sends (request bearers, subject tokens, device secrets and codes):
     /// a peer that quotes them back in an error body must not get them into our messages.
     redact: Vec<Secret<String>>,
@@ -39,7 +41,7 @@ impl Client {
             .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot set up an HTTP client for the {peer}: {}", error_chain(&e)))?;
-        Ok(Client { inner, peer: peer.to_owned(), redact: Vec::new() })
+        Ok(Client { inner, peer: peer.to_owned(), timeout, redact: Vec::new() })
     }
 
     /// Never let `secret` (which this client sends) into an error message made from a
@@ -66,6 +68,7 @@ impl Client {
     /// Send and read at most [`MAX_BODY_BYTES`]. `url_for_errors` must carry no secret.
     pub fn send(&self, request: reqwest::blocking::RequestBuilder, url_for_errors: &str) -> Result<Response, String> {
         let peer = &self.peer;
+        let deadline = Instant::now() + self.timeout;
         let response = request.send().map_err(|e| {
             let why = if e.is_timeout() {
                 "timed out".to_owned()
@@ -80,11 +83,27 @@ impl Client {
         })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        // reqwest's blocking timeout bounds each read, not the body: a peer trickling a byte
+        // now and then would hold us for as long as it likes. Check the deadline between reads
+        // (so the whole exchange ends within twice the timeout at worst).
         let mut body = Vec::new();
-        response
-            .take(MAX_BODY_BYTES + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| format!("the {peer} at {url_for_errors} sent a broken or too slow response body: {e}"))?;
+        let mut reader = response.take(MAX_BODY_BYTES + 1);
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = reader
+                .read(&mut chunk)
+                .map_err(|e| format!("the {peer} at {url_for_errors} sent a broken or too slow response body: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+            if Instant::now() > deadline && body.len() as u64 <= MAX_BODY_BYTES {
+                return Err(format!(
+                    "the {peer} at {url_for_errors} timed out: its response body was still arriving after {}s",
+                    self.timeout.as_secs_f32()
+                ));
+            }
+        }
         if body.len() as u64 > MAX_BODY_BYTES {
             return Err(format!(
                 "the {peer} at {url_for_errors} sent more than {} KiB; refusing to read further",
