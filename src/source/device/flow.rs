@@ -208,8 +208,11 @@ fn oauth_error(body: &[u8]) -> Option<String> {
 
 /// Pull the device secret and the account name out of the token answer.
 fn grant_from(body: &[u8], config: &DeviceConfig, token_url: &str) -> Result<Grant, String> {
-    let json: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| format!("the token endpoint at {token_url} approved the login but its answer is not JSON"))?;
+    let json: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
+        let what =
+            if body.trim_ascii_start().starts_with(b"<") { "an HTML page" } else { "not JSON (or truncated JSON)" };
+        format!("the token endpoint at {token_url} approved the login but its answer is {what}; nothing was stored")
+    })?;
     let fields = || {
         json.as_object().map(|o| o.keys().map(|k| printable(k, 40)).collect::<Vec<_>>().join(", ")).unwrap_or_default()
     };
