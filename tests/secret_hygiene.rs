@@ -178,7 +178,7 @@ fn stored_credentials_never_leak_outside_get() {
     let store_file = env.store_file();
     let good = std::fs::read_to_string(&store_file).unwrap();
     for corrupt in [
-        good.replace(&format!("\"{STORED_SECRET}\""), &format!("{STORED_SECRET}")),
+        good.replace(&format!("\"{STORED_SECRET}\""), STORED_SECRET),
         good.replace(&format!("\"{STORED_SECRET}\""), &format!("[\"{STORED_SECRET}\"]")),
         good.replace("\"Secret\"", "\"Secret\": 1, \"Extra\""),
         good[..good.find(STORED_SECRET).unwrap() + 4].to_owned(),
