@@ -107,6 +107,39 @@ pub fn unconfigure(args: &UnconfigureArgs) -> Result<()> {
     Ok(())
 }
 
+/// The fuzz targets' entry (`fuzz/`): edit `text` for `hosts` the way configure-docker and
+/// unconfigure-docker do, and panic if an invariant breaks: an edit is JSON, configuring
+/// twice changes nothing, and configure then unconfigure gives back the original document when
+/// the file had no credHelpers of its own.
+#[doc(hidden)]
+pub fn check_edit_invariants(text: &str, hosts: &[&str]) {
+    let registries: Vec<RegistryKey> = hosts.iter().filter_map(|h| RegistryKey::parse(h).ok()).collect();
+    if registries.is_empty() {
+        return;
+    }
+    let keys = entry_keys(&registries, FileKind::Docker);
+    // Any text: no panic.
+    let _ = unconfigure_text(text, &registries);
+    let _ = configure_text(text, &keys, true);
+    // The editor's scanner only sees what serde_json accepted first (see `run_edit`).
+    if !text.trim().is_empty() && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return;
+    }
+    let Ok(configured) = configure_text(text, &keys, false) else { return };
+    serde_json::from_str::<serde_json::Value>(&configured.text).expect("a configured file is JSON");
+    let again = configure_text(&configured.text, &keys, false).expect("a configured file configures again");
+    assert!(!again.changed && again.text == configured.text, "configure is not idempotent");
+    let had_helpers =
+        serde_json::from_str::<serde_json::Value>(text).ok().is_some_and(|v| v.get("credHelpers").is_some());
+    let restored = unconfigure_text(&configured.text, &registries).expect("a configured file unconfigures");
+    if !had_helpers && !text.trim().is_empty() {
+        // Same document; byte for byte in the layouts docker and editors write (the property
+        // tests check that), but whitespace inside an empty object (`{\n\n}`) comes back as `{}`.
+        let value = |t: &str| serde_json::from_str::<serde_json::Value>(t).expect("JSON");
+        assert_eq!(value(&restored.text), value(text), "configure then unconfigure changes the document");
+    }
+}
+
 /// What `status` shows about docker's config.json.
 #[derive(serde::Serialize, Debug)]
 pub struct DockerReport {
@@ -1288,6 +1321,15 @@ mod tests {
         assert_eq!(diff.matches("@@ -").count(), 2, "{diff}");
         assert!(diff.contains("@@ -1,6 +1,6 @@\n 0\n 1\n-2\n+two\n 3\n 4\n 5\n"), "{diff}");
         assert!(diff.contains("@@ -15,6 +15,6 @@\n"), "{diff}");
+    }
+
+    /// What the docker_config fuzz target found: both are inputs the invariants must allow
+    /// (text serde_json refuses is never edited; `{\n\n}` comes back as `{}`).
+    #[test]
+    fn fuzz_findings_hold() {
+        for text in ["{\n\t\"auths\":l{},\n\t\"credsStass\"\n}\n", "{\n\n}", "", "{\"a\":1 }", "[]"] {
+            check_edit_invariants(text, &["ghcr.io", "docker.io", "localhost:5000"]);
+        }
     }
 
     mod properties {
