@@ -167,3 +167,34 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     parts.join(": ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(body: &str, secrets: &[&str]) -> Response {
+        Response {
+            status: 401,
+            headers: reqwest::header::HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+            redact: secrets.iter().map(|s| Secret::from(*s)).collect(),
+        }
+    }
+
+    #[test]
+    fn excerpts_never_quote_what_the_request_carried() {
+        let secret = "s3cr\"et+/=&x";
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        for body in [
+            format!("denied: {secret}"),
+            format!("{{\"error\":\"bad\",\"echo\":{}}}", serde_json::to_string(secret).unwrap()),
+            format!("subject_token={form}&x=1"),
+        ] {
+            let excerpt = response(&body, &[secret]).body_excerpt();
+            assert!(!excerpt.contains("s3cr"), "{excerpt}");
+            assert!(excerpt.contains("<redacted>"), "{excerpt}");
+        }
+        assert_eq!(response("plain", &[]).body_excerpt(), "\"plain\"");
+        assert_eq!(response("a secret here", &["secret"]).redact("the secret".into()), "the <redacted>");
+    }
+}
