@@ -107,6 +107,39 @@ pub fn unconfigure(args: &UnconfigureArgs) -> Result<()> {
     Ok(())
 }
 
+/// The fuzz targets' entry (`fuzz/`): edit `text` for `hosts` the way configure-docker and
+/// unconfigure-docker do, and panic if an invariant breaks: an edit is JSON, configuring
+/// twice changes nothing, and configure then unconfigure gives back the original document when
+/// the file had no credHelpers of its own.
+#[doc(hidden)]
+pub fn check_edit_invariants(text: &str, hosts: &[&str]) {
+    let registries: Vec<RegistryKey> = hosts.iter().filter_map(|h| RegistryKey::parse(h).ok()).collect();
+    if registries.is_empty() {
+        return;
+    }
+    let keys = entry_keys(&registries, FileKind::Docker);
+    // Any text: no panic.
+    let _ = unconfigure_text(text, &registries);
+    let _ = configure_text(text, &keys, true);
+    // The editor's scanner only sees what serde_json accepted first (see `run_edit`).
+    if !text.trim().is_empty() && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return;
+    }
+    let Ok(configured) = configure_text(text, &keys, false) else { return };
+    serde_json::from_str::<serde_json::Value>(&configured.text).expect("a configured file is JSON");
+    let again = configure_text(&configured.text, &keys, false).expect("a configured file configures again");
+    assert!(!again.changed && again.text == configured.text, "configure is not idempotent");
+    let had_helpers =
+        serde_json::from_str::<serde_json::Value>(text).ok().is_some_and(|v| v.get("credHelpers").is_some());
+    let restored = unconfigure_text(&configured.text, &registries).expect("a configured file unconfigures");
+    if !had_helpers && !text.trim().is_empty() {
+        // Same document; byte for byte in the layouts docker and editors write (the property
+        // tests check that), but whitespace inside an empty object (`{\n\n}`) comes back as `{}`.
+        let value = |t: &str| serde_json::from_str::<serde_json::Value>(t).expect("JSON");
+        assert_eq!(value(&restored.text), value(text), "configure then unconfigure changes the document");
+    }
+}
+
 /// What `status` shows about docker's config.json.
 #[derive(serde::Serialize, Debug)]
 pub struct DockerReport {
@@ -1288,5 +1321,118 @@ mod tests {
         assert_eq!(diff.matches("@@ -").count(), 2, "{diff}");
         assert!(diff.contains("@@ -1,6 +1,6 @@\n 0\n 1\n-2\n+two\n 3\n 4\n 5\n"), "{diff}");
         assert!(diff.contains("@@ -15,6 +15,6 @@\n"), "{diff}");
+    }
+
+    /// What the docker_config fuzz target found: both are inputs the invariants must allow
+    /// (text serde_json refuses is never edited; `{\n\n}` comes back as `{}`).
+    #[test]
+    fn fuzz_findings_hold() {
+        for text in ["{\n\t\"auths\":l{},\n\t\"credsStass\"\n}\n", "{\n\n}", "", "{\"a\":1 }", "[]"] {
+            check_edit_invariants(text, &["ghcr.io", "docker.io", "localhost:5000"]);
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A JSON object in one of the layouts people and tools write: compact, tab- or
+        /// space-indented, with or without a final newline; no credHelpers of its own.
+        fn document() -> impl Strategy<Value = String> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                "\\PC{0,12}".prop_map(serde_json::Value::from),
+            ];
+            let value = leaf.prop_recursive(2, 12, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..3).prop_map(serde_json::Value::from),
+                    proptest::collection::btree_map("\\PC{0,8}", inner, 0..3)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            });
+            let object = proptest::collection::btree_map("[a-zA-Z][a-zA-Z0-9]{0,10}", value, 0..5)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().filter(|(k, _)| k != "credHelpers").collect()));
+            (object, 0usize..4, any::<bool>()).prop_map(|(object, layout, newline)| {
+                use serde::Serialize;
+                let mut text = match layout {
+                    0 => serde_json::to_string(&object).unwrap(),
+                    1 => serde_json::to_string_pretty(&object).unwrap(),
+                    indent => {
+                        let indent: &[u8] = if indent == 2 { b"\t" } else { b"    " };
+                        let mut out = Vec::new();
+                        let formatter = serde_json::ser::PrettyFormatter::with_indent(indent);
+                        let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+                        object.serialize(&mut ser).unwrap();
+                        String::from_utf8(out).unwrap()
+                    }
+                };
+                if newline {
+                    text.push('\n');
+                }
+                text
+            })
+        }
+
+        fn registries() -> impl Strategy<Value = Vec<RegistryKey>> {
+            proptest::collection::btree_set("[a-z][a-z0-9-]{0,8}(\\.[a-z]{2,4})?(:[1-9][0-9]{0,3})?", 1..4)
+                .prop_map(|set| set.iter().map(|h| RegistryKey::parse(h).unwrap()).collect::<Vec<_>>())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn configure_then_unconfigure_restores_the_original_bytes(
+                text in document(),
+                registries in registries(),
+                hub in any::<bool>(),
+            ) {
+                let mut registries = registries;
+                if hub {
+                    registries.push(RegistryKey::parse("docker.io").unwrap());
+                }
+                let keys = entry_keys(&registries, FileKind::Docker);
+                let configured = configure_text(&text, &keys, false).unwrap();
+                prop_assert!(configured.changed);
+                let json: serde_json::Value = serde_json::from_str(&configured.text).expect("configured text is JSON");
+                for key in &keys {
+                    prop_assert_eq!(json["credHelpers"][key].as_str(), Some(HELPER));
+                }
+                // Configuring again changes nothing.
+                let again = configure_text(&configured.text, &keys, false).unwrap();
+                prop_assert!(!again.changed);
+                prop_assert_eq!(&again.text, &configured.text);
+                let restored = unconfigure_text(&configured.text, &registries).unwrap();
+                prop_assert_eq!(&restored.text, &text, "configured: {:?}", configured.text);
+            }
+
+            #[test]
+            fn editing_never_panics_on_arbitrary_text(
+                text in "\\PC{0,120}",
+                registries in registries(),
+                force in any::<bool>(),
+            ) {
+                let keys = entry_keys(&registries, FileKind::Docker);
+                if let Ok(edited) = configure_text(&text, &keys, force) {
+                    serde_json::from_str::<serde_json::Value>(&edited.text).expect("an edit is JSON");
+                }
+                if let Ok(edited) = unconfigure_text(&text, &registries) {
+                    prop_assert!(edited.changed || edited.text == text || text.trim().is_empty());
+                }
+            }
+
+            #[test]
+            fn editing_never_panics_on_json_like_text(
+                text in "[\\{\\}\\[\\]\":, \\n\\ta-z0-9\\\\]{0,80}",
+                registries in registries(),
+            ) {
+                let keys = entry_keys(&registries, FileKind::Docker);
+                let _ = configure_text(&text, &keys, true);
+                let _ = unconfigure_text(&text, &registries);
+                let _ = Doc::parse(&text);
+            }
+        }
     }
 }

@@ -40,12 +40,47 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         sync_dir(dir);
+        remove_stale_temp_files(dir, name);
         Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Remove the temp files (`.NAME.tmp.PID`) that processes killed mid-write left next to
+/// `NAME`, so they do not pile up: a file whose PID no longer runs is garbage. A file of a
+/// live process is left alone (it may be writing right now, under a lock we do not hold).
+fn remove_stale_temp_files(dir: &Path, name: &std::ffi::OsStr) {
+    let Some(name) = name.to_str() else { return };
+    let prefix = format!(".{name}.tmp.");
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process with this PID exists. Where that cannot be asked, assume it does.
+fn process_alive(pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
+        // Signal 0 checks existence only; EPERM means it exists but is someone else's.
+        // SAFETY: kill(2) with signal 0 sends nothing and has no memory effects.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        true
+    }
 }
 
 fn create_new_with_mode(path: &Path, mode: u32) -> io::Result<File> {
@@ -113,4 +148,32 @@ pub fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
         }
     }
     Err(io::Error::other(format!("too many levels of symbolic links at {}", path.display())))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_removes_temp_files_of_dead_writers_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("f.json");
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        dead.wait().unwrap();
+        let mut live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let stale = tmp.path().join(format!(".f.json.tmp.{dead_pid}"));
+        let busy = tmp.path().join(format!(".f.json.tmp.{}", live.id()));
+        let other = tmp.path().join(format!(".g.json.tmp.{dead_pid}"));
+        for p in [&stale, &busy, &other] {
+            fs::write(p, b"partial").unwrap();
+        }
+        write_atomic(&path, b"{}", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"{}");
+        assert!(!stale.exists(), "a dead writer's temp file is removed");
+        assert!(busy.exists(), "a live writer's temp file is left alone");
+        assert!(other.exists(), "another file's temp file is left alone");
+        let _ = live.kill();
+        let _ = live.wait();
+    }
 }

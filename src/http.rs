@@ -3,7 +3,9 @@
 //! never builds a client.
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::secret::Secret;
 
 /// Bodies latchkey reads are tokens and small JSON documents.
 pub const MAX_BODY_BYTES: u64 = 256 * 1024;
@@ -13,6 +15,11 @@ pub const MAX_BODY_BYTES: u64 = 256 * 1024;
 pub struct Client {
     inner: reqwest::blocking::Client,
     peer: String,
+    /// The whole exchange (connect, headers and body) must end within this.
+    timeout: Duration,
+    /// Secrets this client sends (request bearers, subject tokens, device secrets and codes):
+    /// a peer that quotes them back in an error body must not get them into our messages.
+    redact: Vec<Secret<String>>,
 }
 
 /// A response whose body has been read (bounded).
@@ -20,6 +27,7 @@ pub struct Response {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
+    redact: Vec<Secret<String>>,
 }
 
 impl Client {
@@ -33,7 +41,16 @@ impl Client {
             .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot set up an HTTP client for the {peer}: {}", error_chain(&e)))?;
-        Ok(Client { inner, peer: peer.to_owned() })
+        Ok(Client { inner, peer: peer.to_owned(), timeout, redact: Vec::new() })
+    }
+
+    /// Never let `secret` (which this client sends) into an error message made from a
+    /// response: [`Response::body_excerpt`] and [`Response::redact`] replace it.
+    pub fn redacting(mut self, secret: &Secret<String>) -> Client {
+        if !secret.expose().is_empty() {
+            self.redact.push(secret.clone());
+        }
+        self
     }
 
     pub fn peer(&self) -> &str {
@@ -51,6 +68,7 @@ impl Client {
     /// Send and read at most [`MAX_BODY_BYTES`]. `url_for_errors` must carry no secret.
     pub fn send(&self, request: reqwest::blocking::RequestBuilder, url_for_errors: &str) -> Result<Response, String> {
         let peer = &self.peer;
+        let deadline = Instant::now() + self.timeout;
         let response = request.send().map_err(|e| {
             let why = if e.is_timeout() {
                 "timed out".to_owned()
@@ -65,18 +83,34 @@ impl Client {
         })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        // reqwest's blocking timeout bounds each read, not the body: a peer trickling a byte
+        // now and then would hold us for as long as it likes. Check the deadline between reads
+        // (so the whole exchange ends within twice the timeout at worst).
         let mut body = Vec::new();
-        response
-            .take(MAX_BODY_BYTES + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| format!("the {peer} at {url_for_errors} sent a broken or too slow response body: {e}"))?;
+        let mut reader = response.take(MAX_BODY_BYTES + 1);
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = reader
+                .read(&mut chunk)
+                .map_err(|e| format!("the {peer} at {url_for_errors} sent a broken or too slow response body: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+            if Instant::now() > deadline && body.len() as u64 <= MAX_BODY_BYTES {
+                return Err(format!(
+                    "the {peer} at {url_for_errors} timed out: its response body was still arriving after {}s",
+                    self.timeout.as_secs_f32()
+                ));
+            }
+        }
         if body.len() as u64 > MAX_BODY_BYTES {
             return Err(format!(
                 "the {peer} at {url_for_errors} sent more than {} KiB; refusing to read further",
                 MAX_BODY_BYTES / 1024
             ));
         }
-        Ok(Response { status, headers, body })
+        Ok(Response { status, headers, body, redact: self.redact.clone() })
     }
 }
 
@@ -85,17 +119,38 @@ impl Response {
     /// text (bounded), or its size when it is not text. Callers must only use this for
     /// bodies that carry no secret (error responses).
     pub fn body_excerpt(&self) -> String {
-        match std::str::from_utf8(&self.body) {
+        let excerpt = match std::str::from_utf8(&self.body) {
             Ok(text) => {
                 let trimmed = text.trim();
                 if trimmed.starts_with('<') {
                     return "an HTML page".to_owned();
                 }
                 let line: String = trimmed.lines().next().unwrap_or("").chars().take(200).collect();
+                // Redact before quoting (the Debug escapes could split a secret).
+                let line = self.redact(line);
                 if line.is_empty() { "an empty body".to_owned() } else { format!("{line:?}") }
             }
             Err(_) => format!("{} bytes of binary data", self.body.len()),
+        };
+        self.redact(excerpt)
+    }
+
+    /// `text` (made from this response) with every secret the request carried replaced,
+    /// in its plain, form-encoded and JSON-escaped spellings.
+    pub fn redact(&self, text: String) -> String {
+        let mut text = text;
+        for secret in &self.redact {
+            let plain = secret.expose().as_str();
+            let form: String = url::form_urlencoded::byte_serialize(plain.as_bytes()).collect();
+            let json = serde_json::to_string(plain).unwrap_or_default();
+            let json = json.trim_matches('"');
+            for spelling in [plain, form.as_str(), json] {
+                if !spelling.is_empty() && text.contains(spelling) {
+                    text = text.replace(spelling, "<redacted>");
+                }
+            }
         }
+        text
     }
 }
 
@@ -111,4 +166,35 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(body: &str, secrets: &[&str]) -> Response {
+        Response {
+            status: 401,
+            headers: reqwest::header::HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+            redact: secrets.iter().map(|s| Secret::from(*s)).collect(),
+        }
+    }
+
+    #[test]
+    fn excerpts_never_quote_what_the_request_carried() {
+        let secret = "s3cr\"et+/=&x";
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        for body in [
+            format!("denied: {secret}"),
+            format!("{{\"error\":\"bad\",\"echo\":{}}}", serde_json::to_string(secret).unwrap()),
+            format!("subject_token={form}&x=1"),
+        ] {
+            let excerpt = response(&body, &[secret]).body_excerpt();
+            assert!(!excerpt.contains("s3cr"), "{excerpt}");
+            assert!(excerpt.contains("<redacted>"), "{excerpt}");
+        }
+        assert_eq!(response("plain", &[]).body_excerpt(), "\"plain\"");
+        assert_eq!(response("a secret here", &["secret"]).redact("the secret".into()), "the <redacted>");
+    }
 }

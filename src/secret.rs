@@ -54,4 +54,59 @@ mod tests {
         assert!(!format!("{:?}", Some(&s)).contains("hunter2"));
         assert_eq!(s.expose(), "hunter2");
     }
+
+    /// Every type that holds a secret prints it as redacted, however deep it sits.
+    #[test]
+    fn debug_of_every_secret_holding_type_redacts() {
+        const S: &str = "hunter2-secret-value";
+        let shown = [
+            format!("{:?}", Secret::from(S)),
+            format!(
+                "{:?}",
+                crate::protocol::Credentials {
+                    server_url: "ghcr.io".into(),
+                    username: "u".into(),
+                    secret: Secret::from(S),
+                }
+            ),
+            format!(
+                "{:?}",
+                crate::store::StoredCredential {
+                    server_url: "ghcr.io".into(),
+                    username: "u".into(),
+                    secret: Secret::from(S),
+                }
+            ),
+            format!(
+                "{:?}",
+                crate::token_cache::CachedToken {
+                    token: S.into(),
+                    expires_at: 1,
+                    subject: None,
+                    audience: vec![],
+                    obtained_at: 0,
+                }
+            ),
+            format!("{:?}", crate::source::device::flow::Grant { account: "a".into(), secret: Secret::from(S) }),
+            format!(
+                "{:#?}",
+                crate::jwt::MintSpec {
+                    algorithm: crate::jwt::Algorithm::ES256,
+                    private_key_pem: Secret::from(S),
+                    key_id: crate::jwt::KeyIdHeader::None,
+                    issuer: "i".into(),
+                    subject: "s".into(),
+                    audience: "a".into(),
+                    lifetime: std::time::Duration::from_secs(60),
+                    not_before_skew: std::time::Duration::ZERO,
+                    extra_claims: Default::default(),
+                }
+            ),
+            format!("{:?}", Some(vec![Secret::from(S)])),
+        ];
+        for text in shown {
+            assert!(!text.contains(S) && !text.contains("hunter2"), "{text}");
+            assert!(text.contains("redacted"), "{text}");
+        }
+    }
 }

@@ -116,7 +116,7 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
     let device_code = Secret::new(auth.device_code.clone());
     let progress = Progress::new("waiting for the login to be approved");
     let mut failures = 0;
-    let poll_client = http::Client::new("token endpoint", timeout)?;
+    let poll_client = http::Client::new("token endpoint", timeout)?.redacting(&device_code);
     loop {
         if !sleep_unless_cancelled(interval, deadline, cancel, &progress) {
             progress.finish();
@@ -189,7 +189,7 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
                 return Err(format!(
                     "the token endpoint at {token_url} refused the login (HTTP {}): {}; nothing was stored",
                     response.status,
-                    oauth_error(&response.body).unwrap_or_else(|| response.body_excerpt())
+                    oauth_error(&response.body).map(|e| response.redact(e)).unwrap_or_else(|| response.body_excerpt())
                 ));
             }
         }
@@ -208,8 +208,11 @@ fn oauth_error(body: &[u8]) -> Option<String> {
 
 /// Pull the device secret and the account name out of the token answer.
 fn grant_from(body: &[u8], config: &DeviceConfig, token_url: &str) -> Result<Grant, String> {
-    let json: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| format!("the token endpoint at {token_url} approved the login but its answer is not JSON"))?;
+    let json: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
+        let what =
+            if body.trim_ascii_start().starts_with(b"<") { "an HTML page" } else { "not JSON (or truncated JSON)" };
+        format!("the token endpoint at {token_url} approved the login but its answer is {what}; nothing was stored")
+    })?;
     let fields = || {
         json.as_object().map(|o| o.keys().map(|k| printable(k, 40)).collect::<Vec<_>>().join(", ")).unwrap_or_default()
     };

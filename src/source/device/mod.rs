@@ -583,7 +583,8 @@ pub fn logout(key: &RegistryKey, config: &DeviceConfig, store: &dyn Store, revok
 
 /// RFC 7009: POST token=<secret>, token_type_hint, client_id.
 fn revoke_secret(url: &str, config: &DeviceConfig, secret: &Secret<String>) -> Result<(), String> {
-    let client = crate::http::Client::new("revocation endpoint", Duration::from_secs(config.timeout_secs))?;
+    let client =
+        crate::http::Client::new("revocation endpoint", Duration::from_secs(config.timeout_secs))?.redacting(secret);
     let form = serde_urlencoded::to_string([
         ("token", secret.expose().as_str()),
         ("token_type_hint", "refresh_token"),

@@ -133,7 +133,7 @@ pub fn check(
     secret: &Secret<String>,
     timeout: Duration,
 ) -> Result<Verdict, String> {
-    let client = http::Client::new("token endpoint", timeout)?;
+    let client = http::Client::new("token endpoint", timeout)?.redacting(secret);
     let mut url = endpoint.realm.clone();
     {
         let mut q = url.query_pairs_mut();
@@ -152,7 +152,26 @@ pub fn check(
         if secret.expose().is_empty() { text } else { text.replace(secret.expose().as_str(), "<redacted>") }
     };
     match response.status {
-        200 => Ok(Verdict::Alive),
+        // A 200 is a live session only if it is a token answer: a captive portal or a proxy's
+        // login page also answers 200, and must not be remembered as a live session.
+        200 => {
+            let json: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
+            let has_token = json.as_ref().is_some_and(|j| {
+                ["token", "access_token"]
+                    .iter()
+                    .any(|f| j.get(f).and_then(|t| t.as_str()).is_some_and(|t| !t.is_empty()))
+            });
+            if has_token {
+                return Ok(Verdict::Alive);
+            }
+            // Never quote this body: an answer that is almost a token answer may hold a token.
+            let what = match json {
+                Some(_) => "JSON without a token or access_token",
+                None if response.body.trim_ascii_start().starts_with(b"<") => "an HTML page",
+                None => "a body that is not JSON (truncated or not a token answer)",
+            };
+            Err(format!("the token endpoint at {shown} answered HTTP 200 with {what} instead of a token"))
+        }
         401 | 403 => {
             #[derive(Deserialize)]
             struct ErrorBody {

@@ -273,7 +273,7 @@ impl IdentitySource {
                         form.push((name, v));
                     }
                 }
-                exchange(url, &form, Duration::from_secs(*timeout_secs))
+                exchange(url, &form, &subject_token, Duration::from_secs(*timeout_secs))
             }
             IdentitySource::Mint { .. } => Err("mint sources are signed by the static-bearer module".into()),
         }
@@ -343,7 +343,10 @@ fn fetch_identity_endpoint(
     field: Option<&str>,
     timeout: Duration,
 ) -> Result<Secret<String>, String> {
-    let client = http::Client::new("identity endpoint", timeout)?;
+    let mut client = http::Client::new("identity endpoint", timeout)?;
+    if let Some(b) = bearer {
+        client = client.redacting(b);
+    }
     let mut parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid identity endpoint URL {url:?}: {e}"))?;
     if let Some(aud) = audience {
         parsed.query_pairs_mut().append_pair(audience_param, aud);
@@ -385,8 +388,13 @@ fn fetch_identity_endpoint(
 
 /// RFC 8693 §2.1: POST the form, read `access_token` from the JSON answer; errors are
 /// `{"error", "error_description"}` (RFC 6749 §5.2).
-fn exchange(url: &str, form: &[(&str, &str)], timeout: Duration) -> Result<Secret<String>, String> {
-    let client = http::Client::new("token exchange service", timeout)?;
+fn exchange(
+    url: &str,
+    form: &[(&str, &str)],
+    subject_token: &Secret<String>,
+    timeout: Duration,
+) -> Result<Secret<String>, String> {
+    let client = http::Client::new("token exchange service", timeout)?.redacting(subject_token);
     let shown = strip_query(url).to_owned();
     let body =
         serde_urlencoded::to_string(form).map_err(|e| format!("cannot encode the token exchange request: {e}"))?;
@@ -407,7 +415,7 @@ fn exchange(url: &str, form: &[(&str, &str)], timeout: Duration) -> Result<Secre
         return Err(format!(
             "the token exchange service at {shown} refused the exchange (HTTP {}): {}",
             response.status,
-            oauth_error.unwrap_or_else(|| response.body_excerpt())
+            oauth_error.map(|e| response.redact(e)).unwrap_or_else(|| response.body_excerpt())
         ));
     }
     let json = json.ok_or_else(|| {
