@@ -410,7 +410,7 @@ impl RegistryClient {
                 return Ok(Answer { response, url: url.clone() });
             }
             if status != StatusCode::UNAUTHORIZED || !same_origin {
-                return Err(self.status_error(url, response).await);
+                return Err(self.status_error(url, response, authorization.as_ref()).await);
             }
             self.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
             let values: Vec<String> = response
@@ -638,7 +638,7 @@ impl RegistryClient {
                 format!(
                     "the token service of {} at {endpoint} refused the {what} for {scope}: {status} {}{cause}",
                     host.key,
-                    excerpt(&body)
+                    excerpt(&redact_secrets(&body, &credential_secrets(credential)))
                 ),
             ));
         }
@@ -720,7 +720,12 @@ impl RegistryClient {
         ))
     }
 
-    async fn status_error(&self, url: &Url, response: reqwest::Response) -> RegistryError {
+    async fn status_error(
+        &self,
+        url: &Url,
+        response: reqwest::Response,
+        authorization: Option<&Secret<String>>,
+    ) -> RegistryError {
         let status = response.status();
         let final_url = redact(response.url());
         let body = read_small(response).await.unwrap_or_default();
@@ -730,6 +735,9 @@ impl RegistryClient {
             s => ErrorKind::Status(s.as_u16()),
         };
         let via = if final_url != redact(url) { format!(" (redirected to {final_url})") } else { String::new() };
+        // Whatever the request carried never comes back in a message, even if the server echoes it.
+        let sent = authorization.map(|a| a.expose().split_once(' ').map_or(a.expose().as_str(), |(_, v)| v));
+        let body = redact_secrets(&body, &sent.into_iter().collect::<Vec<_>>());
         RegistryError::new(kind, format!("GET {}{via} answered {status}: {}", redact(url), excerpt(&body)))
     }
 }
@@ -774,6 +782,33 @@ async fn read_small(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest:
         }
     }
     Ok(body)
+}
+
+/// The secrets a token request carries, as they could be echoed back.
+fn credential_secrets(credential: &Credential) -> Vec<&str> {
+    match credential {
+        Credential::StaticBearer(t) | Credential::IdentityToken { token: t, .. } => vec![t.expose().as_str()],
+        Credential::UsernamePassword { password, .. } => vec![password.expose().as_str()],
+        Credential::Anonymous => Vec::new(),
+    }
+}
+
+/// `body` with each secret replaced in its plain, form-encoded, JSON-escaped and (for Basic)
+/// base64 spellings, before anything of it is quoted.
+fn redact_secrets(body: &[u8], secrets: &[&str]) -> Vec<u8> {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        let form = serde_urlencoded::to_string([("", secret)]).unwrap_or_default();
+        let form = form.trim_start_matches('=').to_owned();
+        let json = serde_json::to_string(secret).unwrap_or_default();
+        let json = json.trim_matches('"').to_owned();
+        for spelling in [secret.to_string(), form, json] {
+            if !spelling.is_empty() {
+                text = text.replace(&spelling, "<redacted>");
+            }
+        }
+    }
+    text.into_bytes()
 }
 
 /// The registry's error message: `errors[0].message` of its JSON, else the first line.
@@ -835,6 +870,13 @@ mod tests {
         for h in ["ghcr.io", "10.0.0.1:5000", "localhost.example.com", "[::2]:5000"] {
             assert!(!is_loopback(h), "{h}");
         }
+    }
+
+    #[test]
+    fn echoed_secrets_are_redacted() {
+        let body = br#"{"errors":[{"code":"DENIED","message":"bad token s3cr+t/1 (s3cr%2Bt%2F1)"}]}"#;
+        let text = excerpt(&redact_secrets(body, &["s3cr+t/1"]));
+        assert_eq!(text, "DENIED bad token <redacted> (<redacted>)");
     }
 
     #[test]
