@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every benchmark against the peers in one go; prints Markdown tables of medians and ratios
-# (the README's benchmark section is this output).
+# Every benchmark against the peers in one go (get: /bin/true, docker-credential-secretservice,
+# docker-credential-pass; pull: skopeo, parallel curl); prints Markdown tables of medians and
+# ratios (the README's benchmark section is this output).
 #
 #   ./scripts/bench.sh                    # glibc release build, then the static musl build
 #   LATCHKEY_BENCH_ROUNDS=1000 ./scripts/bench.sh
@@ -20,3 +21,7 @@ if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-mu
 else
   echo "(static musl build skipped: rustup target add x86_64-unknown-linux-musl; apt-get install musl-tools)"
 fi
+
+echo
+echo "## pull: latchkey vs skopeo copy vs parallel curl"
+./scripts/bench-pull.sh
