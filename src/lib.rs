@@ -12,6 +12,7 @@ pub mod helper;
 pub mod http;
 pub mod jwt;
 pub mod paths;
+pub mod process;
 pub mod protocol;
 pub mod resolver;
 pub mod secret;

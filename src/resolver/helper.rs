@@ -6,9 +6,10 @@
 //! which is [`HelperCallError::NotFound`], not a failure.
 
 use std::fmt;
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::process::{RunError, run_bounded};
 
 use crate::protocol::NOT_FOUND;
 use crate::secret::Secret;
@@ -101,56 +102,20 @@ pub fn get(helper: &str, server_url: &str, timeout: Duration) -> Result<HelperCr
     } else {
         format!("docker-credential-{helper}")
     };
-    let mut child = Command::new(&program)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        // The helper's hints (log in here, touch your key, ...) are for the user.
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| HelperCallError::NotInstalled { program: program.clone(), error: e.to_string() })?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let input = server_url.as_bytes().to_vec();
-    // A helper that exits without reading stdin is allowed; so is one that reads slowly.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let result = (&mut stdout).take(MAX_ANSWER_BYTES + 1).read_to_end(&mut out).map(|_| out);
-        let _ = tx.send(result);
-    });
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(HelperCallError::TimedOut { program, after: timeout });
-            }
-            Ok(None) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(10));
-            }
-            Err(e) => {
-                return Err(HelperCallError::Failed { program, status: "wait failed".into(), message: e.to_string() });
-            }
-        }
-    };
-    let _ = writer.join();
-    // Something the helper started may hold its stdout open; do not wait past the deadline.
-    let rest = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(200));
-    let out = match rx.recv_timeout(rest) {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => {
-            return Err(HelperCallError::Failed { program, status: status.to_string(), message: e.to_string() });
-        }
-        Err(_) => return Err(HelperCallError::TimedOut { program, after: timeout }),
-    };
+    let mut command = Command::new(&program);
+    // The helper's hints (log in here, touch your key, ...) are for the user.
+    command.arg("get").stderr(Stdio::inherit());
+    let done =
+        run_bounded(&mut command, Some(server_url.as_bytes()), MAX_ANSWER_BYTES, timeout).map_err(|e| match e {
+            RunError::Spawn(e) => HelperCallError::NotInstalled { program: program.clone(), error: e.to_string() },
+            RunError::TimedOut => HelperCallError::TimedOut { program: program.clone(), after: timeout },
+            RunError::Io(e) => HelperCallError::Failed {
+                program: program.clone(),
+                status: "wait failed".into(),
+                message: e.to_string(),
+            },
+        })?;
+    let (status, out) = (done.status, done.stdout);
     if out.len() as u64 > MAX_ANSWER_BYTES {
         return Err(HelperCallError::BadAnswer { program, why: "more than 1 MiB on stdout".into() });
     }
@@ -195,6 +160,7 @@ fn parse_answer(program: &str, out: &[u8]) -> Result<HelperCredentials, HelperCa
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::Instant;
 
     fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
         let path = dir.join(name);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -298,40 +298,21 @@ fn token_text(text: String, source: &str) -> Result<Secret<String>, String> {
 }
 
 fn run_command(argv: &[String], timeout: Duration) -> Result<Secret<String>, String> {
+    use crate::process::{RunError, run_bounded};
     let program = argv.first().ok_or("argv must name a program")?;
     let what = format!("command {program:?}");
-    let mut child = Command::new(program)
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        // The program's own diagnostics go straight to the user.
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot run the {what}: {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = (&mut stdout).take(MAX_TOKEN_BYTES as u64 + 1).read_to_end(&mut out);
-        out
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("the {what} did not finish within {}s; it was stopped", timeout.as_secs()));
-            }
-            Err(e) => return Err(format!("waiting for the {what}: {e}")),
-        }
-    };
-    let out = reader.join().unwrap_or_default();
-    if !status.success() {
-        return Err(format!("the {what} failed ({status}); its stderr is above"));
+    let mut command = Command::new(program);
+    // The program's own diagnostics go straight to the user.
+    command.args(&argv[1..]).stderr(Stdio::inherit());
+    let done = run_bounded(&mut command, None, MAX_TOKEN_BYTES as u64, timeout).map_err(|e| match e {
+        RunError::Spawn(e) => format!("cannot run the {what}: {e}"),
+        RunError::TimedOut => format!("the {what} did not finish within {}s; it was stopped", timeout.as_secs()),
+        RunError::Io(e) => format!("waiting for the {what}: {e}"),
+    })?;
+    if !done.status.success() {
+        return Err(format!("the {what} failed ({}); its stderr is above", done.status));
     }
-    let text = String::from_utf8(out).map_err(|_| format!("the {what} printed something that is not UTF-8"))?;
+    let text = String::from_utf8(done.stdout).map_err(|_| format!("the {what} printed something that is not UTF-8"))?;
     token_text(text, &what)
 }
 
