@@ -5,9 +5,10 @@
 //! endpoint, `status`, `logout` and `erase`. No timing assertions: every wait is bounded so a
 //! hang fails instead of hanging CI.
 
+mod common;
 mod device_auth;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -116,31 +117,9 @@ impl Sandbox {
 }
 
 /// Wait with a generous bound so a hung helper fails the test instead of hanging CI.
-fn wait(mut child: std::process::Child) -> Out {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).unwrap();
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        stderr.read_to_string(&mut s).unwrap();
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("docker-credential-latchkey did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = Out { code: status.code().unwrap_or(-1), stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() };
+fn wait(child: std::process::Child) -> Out {
+    let done = common::wait_child(child, "docker-credential-latchkey", Duration::from_secs(90));
+    let out = Out { code: done.code.unwrap_or(-1), stdout: done.stdout_str(), stderr: done.stderr_str() };
     assert!(!out.stderr.contains("panicked"), "panic: {}", out.stderr);
     out
 }

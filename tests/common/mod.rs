@@ -166,7 +166,6 @@ fn read_all_in_thread(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u
 /// Run `cmd` with `stdin` fed to it, stdout and stderr captured, and a deadline: a child
 /// still running after `timeout` is killed and the test fails with what it printed.
 pub fn run_command(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Output {
-    use std::os::unix::process::ExitStatusExt;
     let command = describe(&cmd);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
@@ -177,6 +176,14 @@ pub fn run_command(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Output 
     std::thread::spawn(move || {
         let _ = child_stdin.write_all(&input);
     });
+    wait_child(child, &command, timeout)
+}
+
+/// Wait for a child spawned with piped stdout and stderr (its stdin already dealt with),
+/// capturing both, with a deadline: past `timeout` it is killed and the test fails.
+pub fn wait_child(mut child: Child, command: &str, timeout: Duration) -> Output {
+    use std::os::unix::process::ExitStatusExt;
+    let command = command.to_owned();
     let out_rx = read_all_in_thread(child.stdout.take().expect("piped"));
     let err_rx = read_all_in_thread(child.stderr.take().expect("piped"));
     let deadline = Instant::now() + timeout;
