@@ -757,6 +757,11 @@ impl Doc {
                 return Err(EditError::Invalid(format!("the top level is {kind}, not a JSON object")));
             }
         };
+        // Text after the root object would survive every edit and leave a file no JSON parser reads.
+        scanner.ws();
+        if scanner.pos != text.len() {
+            return Err(EditError::Invalid(format!("unexpected text after the JSON object at byte {}", scanner.pos)));
+        }
         // The last "credHelpers" wins, as in Go's encoding/json and serde_json.
         let helpers = match root.members.iter().rposition(|m| m.key == "credHelpers") {
             None => Helpers::Absent,
@@ -1232,6 +1237,8 @@ mod tests {
     #[test]
     fn refuses_what_is_not_an_object() {
         assert!(matches!(configure_text("[1]", &keys(&["a.io"]), false), Err(EditError::Invalid(_))));
+        assert!(matches!(configure_text("{}\n}", &keys(&["a.io"]), true), Err(EditError::Invalid(_))));
+        assert!(matches!(unconfigure_text("{} x", &[RegistryKey::parse("a.io").unwrap()]), Err(EditError::Invalid(_))));
         assert!(matches!(
             configure_text(r#"{"credHelpers": "x"}"#, &keys(&["a.io"]), false),
             Err(EditError::HelpersNotObject("a string"))
@@ -1415,8 +1422,12 @@ mod tests {
                 force in any::<bool>(),
             ) {
                 let keys = entry_keys(&registries, FileKind::Docker);
-                if let Ok(edited) = configure_text(&text, &keys, force) {
-                    serde_json::from_str::<serde_json::Value>(&edited.text).expect("an edit is JSON");
+                let edited = configure_text(&text, &keys, force);
+                // `run_edit` lets only what serde_json accepts reach the editor, whose scanner is
+                // lenient inside values (`{"a":tru}`); for such input an edit must be JSON again.
+                let valid = text.trim().is_empty() || serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+                if let (true, Ok(edited)) = (valid, edited) {
+                    prop_assert!(serde_json::from_str::<serde_json::Value>(&edited.text).is_ok(), "edit is not JSON: {:?}", edited.text);
                 }
                 if let Ok(edited) = unconfigure_text(&text, &registries) {
                     prop_assert!(edited.changed || edited.text == text || text.trim().is_empty());
