@@ -199,6 +199,24 @@ fn headless_login_prints_the_url_and_code_and_opens_nothing() {
     assert!(out.stderr.contains("not opening a browser here (LATCHKEY_INTERACTIVE=0)"), "{}", out.stderr);
     assert!(out.stderr.contains(&format!("{}/device", sb.server.base)), "{}", out.stderr);
     assert!(out.stderr.contains("WDJB-"), "the user code is shown: {}", out.stderr);
+    assert!(!out.stderr.contains('\u{2588}'), "no QR code when stderr is not a terminal: {}", out.stderr);
+    assert!(sb.stored().is_some());
+}
+
+#[test]
+fn headless_login_draws_a_qr_code_of_the_url_when_asked() {
+    let sb = Sandbox::new("");
+    sb.server.with(|s| s.auto_approve_at = Some(1));
+    let mut child = sb.command(&["login", sb.key()], false, &[("LATCHKEY_QR", "1")]).spawn().unwrap();
+    drop(child.stdin.take());
+    let out = wait(child);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("scan this with a phone"), "{}", out.stderr);
+    // A square of half blocks: at least 21 modules (version 1) wide plus the quiet zone.
+    let rows: Vec<&str> = out.stderr.lines().filter(|l| l.contains('\u{2588}')).collect();
+    assert!(rows.len() >= 14, "a QR code on stderr: {}", out.stderr);
+    assert!(rows.iter().all(|r| r.chars().count() >= 29 && !r.contains("latchkey")), "{}", out.stderr);
+    assert!(sb.browser.opened().is_empty(), "no browser when headless");
     assert!(sb.stored().is_some());
 }
 

@@ -106,7 +106,14 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
             Ok(how) => eprintln!("latchkey: opened it {how}; check that the page shows the code {user_code}."),
             Err(e) => eprintln!("latchkey: {e}; open the URL yourself."),
         },
-        Err(why) => eprintln!("latchkey: not opening a browser here ({why}); open the URL on any device."),
+        Err(why) => {
+            eprintln!("latchkey: not opening a browser here ({why}); open the URL on any device.");
+            let target = complete.as_ref().unwrap_or(&verification);
+            if let Some(drawing) = super::qr::wanted().then(|| super::qr::render(target.as_str())).flatten() {
+                eprintln!("latchkey: or scan this with a phone ({target}):");
+                eprintln!("{drawing}");
+            }
+        }
     }
 
     let lifetime = Duration::from_secs(auth.expires_in.unwrap_or(config.login_timeout_secs).max(1));

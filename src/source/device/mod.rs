@@ -9,6 +9,7 @@
 //! non-interactive `get` opens nothing and fails at once with the URL and the command to run.
 
 pub mod flow;
+pub mod qr;
 pub mod session;
 
 use std::path::PathBuf;
