@@ -2,7 +2,7 @@
 //! expiry, headless), `get` with the session check and its cache, `oauth_session_expired`
 //! recovery (interactive through a stand-in browser, non-interactive), 16 parallel `get`s
 //! opening the browser once, hostile login URLs, revoked secrets, a down/slow/failing token
-//! endpoint, `status`, `logout` and `erase`. No timing assertions: every wait is bounded so a
+//! endpoint, `status`, `logout` and `erase`, and the device secret on a real Secret Service. No timing assertions: every wait is bounded so a
 //! hang fails instead of hanging CI.
 
 mod common;
@@ -574,4 +574,35 @@ fn bad_device_config_fails_every_verb_with_a_clear_error() {
     let out = sb.login(false);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("plain http"), "{}", out.stderr);
+}
+
+#[test]
+fn on_a_real_secret_service_the_device_secret_lives_in_the_keyring() {
+    let session = common::KeyringSession::start();
+    let sb = Sandbox::new("");
+    sb.server.with(|s| s.auto_approve_at = Some(0));
+    let env = [("LATCHKEY_STORE", "keyring"), ("DBUS_SESSION_BUS_ADDRESS", session.address.as_str())];
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = sb.command(args, false, &env).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        wait(child)
+    };
+
+    let out = run(&["login", sb.key()], "");
+    assert_eq!(out.code, 0, "stderr: {}\n{}", out.stderr, session.logs());
+    let secret = sb.secret();
+    let items = session.search_items(&[("service", "latchkey"), ("username", sb.key())]);
+    assert_eq!(items.len(), 1, "one Secret Service item for the registry: {items:?}");
+    assert_eq!(sb.stored(), None, "nothing in the file store");
+    assert!(!sb.path("data").join("credentials.json").exists());
+
+    assert_answer(&run(&["get"], sb.key()), &secret, sb.key());
+    let status = run(&["status"], "");
+    assert!(status.stdout.contains(&format!("user {ACCOUNT}")), "{}", status.stdout);
+    assert!(!status.stdout.contains(&secret) && !status.stderr.contains(&secret));
+
+    let out = run(&["logout", sb.key()], "");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(session.search_items(&[("service", "latchkey"), ("username", sb.key())]).is_empty());
+    assert_eq!(run(&["get"], sb.key()).stdout, "credentials not found in native keychain\n");
 }
