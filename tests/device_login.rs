@@ -2,8 +2,8 @@
 //! expiry, headless), `get` with the session check and its cache, `oauth_session_expired`
 //! recovery (interactive through a stand-in browser, non-interactive), 16 parallel `get`s
 //! opening the browser once, hostile login URLs, revoked secrets, a down/slow/failing token
-//! endpoint, `status`, `logout` and `erase`, and the device secret on a real Secret Service. No timing assertions: every wait is bounded so a
-//! hang fails instead of hanging CI.
+//! endpoint, `status`, `logout` and `erase`, and the device secret on a real Secret Service.
+//! No timing assertions: every wait is bounded so a hang fails instead of hanging CI.
 
 mod common;
 mod device_auth;
