@@ -58,6 +58,11 @@ impl CachedToken {
     pub fn fresh(&self, now: SystemTime, margin: Duration) -> bool {
         unix(now).saturating_add(margin.as_secs()) < self.expires_at
     }
+
+    /// Whether this is the token whose SHA-256 is `digest`.
+    pub fn has_sha256(&self, digest: &[u8; 32]) -> bool {
+        Sha256::digest(self.token.as_bytes())[..] == digest[..]
+    }
 }
 
 pub fn unix(t: SystemTime) -> u64 {
@@ -96,21 +101,25 @@ impl TokenCache {
     }
 
     /// Return a token fresh for `margin`, refreshing through `fetch` under the lock if needed.
-    /// `wait` bounds how long to wait for another process's refresh.
+    /// `wait` bounds how long to wait for another process's refresh. A cached token whose
+    /// SHA-256 is `rejected` (a registry refused it) is stale whatever its expiry; many callers
+    /// naming the same rejected token still cause one refresh, as the first replaces it.
     pub fn get_or_refresh(
         &self,
         margin: Duration,
         wait: Duration,
+        rejected: Option<&[u8; 32]>,
         fetch: impl FnOnce() -> Result<CachedToken, String>,
     ) -> Result<CachedToken, String> {
-        if let Some(hit) = self.read().filter(|t| t.fresh(SystemTime::now(), margin)) {
+        let usable = |t: &CachedToken| t.fresh(SystemTime::now(), margin) && !rejected.is_some_and(|d| t.has_sha256(d));
+        if let Some(hit) = self.read().filter(usable) {
             return Ok(hit);
         }
         let cache_err =
             |what: &str, e: io::Error| format!("cannot {what} the token cache in {}: {e}", self.dir.display());
         fsutil::ensure_private_dir(&self.dir).map_err(|e| cache_err("create", e))?;
         let _lock = lock_with_deadline(&self.lock, wait).map_err(|e| cache_err("lock", e))?;
-        if let Some(hit) = self.read().filter(|t| t.fresh(SystemTime::now(), margin)) {
+        if let Some(hit) = self.read().filter(usable) {
             return Ok(hit);
         }
         let token = fetch()?;
@@ -181,13 +190,13 @@ mod tests {
         let wait = Duration::from_secs(5);
         let mut calls = 0;
         cache
-            .get_or_refresh(margin, wait, || {
+            .get_or_refresh(margin, wait, None, || {
                 calls += 1;
                 Ok(token(600))
             })
             .unwrap();
         cache
-            .get_or_refresh(margin, wait, || {
+            .get_or_refresh(margin, wait, None, || {
                 calls += 1;
                 Ok(token(600))
             })
@@ -195,12 +204,35 @@ mod tests {
         assert_eq!(calls, 1);
         fs::write(cache.path(), serde_json::to_vec(&token(30)).unwrap()).unwrap();
         cache
-            .get_or_refresh(margin, wait, || {
+            .get_or_refresh(margin, wait, None, || {
                 calls += 1;
                 Ok(token(600))
             })
             .unwrap();
         assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn a_rejected_token_is_replaced_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "reg|mint");
+        let (margin, wait) = (Duration::from_secs(60), Duration::from_secs(5));
+        let named = |name: &str| {
+            let mut t = token(600);
+            t.token = name.into();
+            t
+        };
+        cache.get_or_refresh(margin, wait, None, || Ok(named("first"))).unwrap();
+        let first: [u8; 32] = Sha256::digest(b"first").into();
+        let other: [u8; 32] = Sha256::digest(b"someone else's").into();
+        // Naming another token changes nothing.
+        let kept = cache.get_or_refresh(margin, wait, Some(&other), || panic!("not stale")).unwrap();
+        assert_eq!(kept.token, "first");
+        // Naming the cached one replaces it, and a second caller naming it gets the replacement.
+        let second = cache.get_or_refresh(margin, wait, Some(&first), || Ok(named("second"))).unwrap();
+        assert_eq!(second.token, "second");
+        let again = cache.get_or_refresh(margin, wait, Some(&first), || panic!("refreshed twice")).unwrap();
+        assert_eq!(again.token, "second");
     }
 
     #[test]
@@ -210,7 +242,8 @@ mod tests {
         fs::create_dir_all(cache.path().parent().unwrap()).unwrap();
         fs::write(cache.path(), b"{garbage").unwrap();
         assert!(cache.read().is_none());
-        let err = cache.get_or_refresh(Duration::ZERO, Duration::from_secs(1), || Err("down".into())).unwrap_err();
+        let err =
+            cache.get_or_refresh(Duration::ZERO, Duration::from_secs(1), None, || Err("down".into())).unwrap_err();
         assert_eq!(err, "down");
         assert_eq!(fs::read(cache.path()).unwrap(), b"{garbage");
     }

@@ -144,7 +144,7 @@ fn a_refused_static_bearer_is_asked_for_once_more_then_is_a_clear_error() {
         &helpers,
         "rotating",
         &format!(
-            "echo x >> {count:?}\nif [ $(wc -l < {count:?}) -eq 1 ]; then t=$(cat {bad:?}); else t=$(cat {good:?}); fi\nprintf '{{\"Username\":\"<static_bearer>\",\"Secret\":\"%s\"}}' \"$t\"",
+            "echo \"x $LATCHKEY_REJECTED_TOKEN_SHA256\" >> {count:?}\nif [ $(wc -l < {count:?}) -eq 1 ]; then t=$(cat {bad:?}); else t=$(cat {good:?}); fi\nprintf '{{\"Username\":\"<static_bearer>\",\"Secret\":\"%s\"}}' \"$t\"",
             bad = env.path("bad-token"),
         ),
     );
@@ -153,7 +153,10 @@ fn a_refused_static_bearer_is_asked_for_once_more_then_is_a_clear_error() {
     let out_dir = env.path("layout");
     pull(&env, &registry.host(), &out_dir, &[]).assert_success();
     assert_eq!(check_layout(&out_dir), image.platform_digests("linux/amd64"));
-    assert_eq!(fs::read_to_string(&count).unwrap().lines().count(), 2, "asked exactly twice");
+    let calls = fs::read_to_string(&count).unwrap();
+    let bad_sha256 = sha256_hex(fs::read_to_string(env.path("bad-token")).unwrap().as_bytes());
+    // The second ask names the refused token (other helpers ignore it; latchkey replaces it).
+    assert_eq!(calls, format!("x \nx {bad_sha256}\n"), "asked exactly twice");
     let log: Vec<Access> = registry.access_log()[before..].to_vec();
     assert_eq!(log.iter().filter(|a| a.status == 401).count(), 1, "{log:#?}");
 
@@ -179,6 +182,64 @@ fn a_refused_static_bearer_is_asked_for_once_more_then_is_a_clear_error() {
     let log: Vec<Access> = registry.access_log()[before..].to_vec();
     assert_eq!(log.iter().filter(|a| a.status == 401).count(), 2, "{log:#?}");
     assert!(realm.requests().is_empty(), "a static bearer never goes to the realm");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// latchkey as the helper, with a cached token the registry refuses: the resolver's second ask
+/// names it, so latchkey asks its source again instead of answering the cached token.
+#[test]
+fn latchkey_replaces_a_cached_token_the_registry_refused() {
+    let realm = TokenServer::recorder();
+    let registry = Distribution::start(Auth::Token { realm: realm.url.clone() });
+    let image = TestImage::build(16, &["linux/amd64"], 8 * 1024, false);
+    let push = registry_jwt(REPO, &["pull", "push"], Duration::from_secs(300));
+    image.push(&registry.base(), REPO, TAG, Some(&format!("Bearer {push}")));
+
+    let mut env = TestEnv::new();
+    let helpers = helper_dir(&mut env);
+    let (good, bad, count) = (env.path("good-token"), env.path("bad-token"), env.path("source-calls"));
+    fs::write(&good, registry_jwt(REPO, &["pull"], Duration::from_secs(600))).unwrap();
+    fs::write(&bad, registry_jwt("someone/else", &["pull"], Duration::from_secs(600))).unwrap();
+    // latchkey's identity source: a program that hands out the refused token first.
+    let source = helpers.join("identity-source");
+    fs::write(
+        &source,
+        format!("#!/bin/sh\necho x >> {count:?}\nif [ $(wc -l < {count:?}) -eq 1 ]; then cat {bad:?}; else cat {good:?}; fi\n"),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&source, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let host = registry.host();
+    let config = format!(
+        "[registries.\"{host}\"]\nmode = \"static-bearer\"\n[registries.\"{host}\".identity]\nsource = \"command\"\nargv = [{source:?}]\n"
+    );
+    fs::create_dir_all(env.config_path().parent().unwrap()).unwrap();
+    fs::write(env.config_path(), config).unwrap();
+    let asks = env.path("helper-calls");
+    counting_latchkey(&helpers, &asks);
+    docker_config(&mut env, json!({"credHelpers": {&host: "counting"}}));
+
+    let out_dir = env.path("layout");
+    let before = registry.access_log().len();
+    pull(&env, &host, &out_dir, &[]).assert_success();
+    assert_eq!(check_layout(&out_dir), image.platform_digests("linux/amd64"));
+    assert_eq!(fs::read_to_string(&asks).unwrap().lines().count(), 2, "the helper was asked twice");
+    assert_eq!(fs::read_to_string(&count).unwrap().lines().count(), 2, "the source ran again for the refused token");
+    let log: Vec<Access> = registry.access_log()[before..].to_vec();
+    assert_eq!(log.iter().filter(|a| a.status == 401).count(), 1, "{log:#?}");
+    assert!(realm.requests().is_empty(), "a static bearer never goes to the realm");
+
+    // The replacement is what latchkey caches now: a plain get answers it without the source.
+    let answer: serde_json::Value =
+        serde_json::from_str(&env.latchkey(&["get"], host.as_bytes()).stdout_str()).unwrap();
+    assert_eq!(answer["Secret"], fs::read_to_string(&good).unwrap().trim());
+    assert_eq!(fs::read_to_string(&count).unwrap().lines().count(), 2);
 }
 
 #[test]

@@ -272,6 +272,22 @@ fn command_source_runs_once_then_serves_the_cache() {
     assert_bearer(&sb.get(REGISTRY, &[]), &token, REGISTRY);
     assert_eq!(std::fs::read_to_string(&counter).unwrap().lines().count(), 2);
 
+    // A client naming a refused token: only the cached token's own hash makes latchkey ask
+    // again; another hash, or a malformed value (with a warning), leaves the cache alone.
+    let calls = || std::fs::read_to_string(&counter).unwrap().lines().count();
+    let var = "LATCHKEY_REJECTED_TOKEN_SHA256";
+    let out = sb.get(REGISTRY, &[(var, "not-hex")]);
+    assert_bearer(&out, &token, REGISTRY);
+    assert!(out.stderr.contains("ignoring LATCHKEY_REJECTED_TOKEN_SHA256"), "{}", out.stderr);
+    assert_bearer(&sb.get(REGISTRY, &[(var, &"ab".repeat(32))]), &token, REGISTRY);
+    assert_eq!(calls(), 2);
+    let own = {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    assert_bearer(&sb.get(REGISTRY, &[(var, &own.to_uppercase())]), &token, REGISTRY);
+    assert_eq!(calls(), 3);
+
     // Cache files hold secrets: 0600 in a 0700 dir.
     use std::os::unix::fs::PermissionsExt;
     let tokens = sb.path("cache").join("tokens");

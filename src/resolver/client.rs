@@ -2,9 +2,9 @@
 //! [`super::Resolver`] says, and no further than that.
 //!
 //! * A static bearer is sent on every request from the first one: no `/v2/` ping, no
-//!   challenge, no token endpoint. If the registry answers 401, the helper is asked once more
-//!   (it may have a fresh token by now) and the request is retried once; a second 401 is an
-//!   error that says so.
+//!   challenge, no token endpoint. If the registry answers 401, the helper is asked once more,
+//!   told which token was refused (so a caching helper such as latchkey replaces it), and the
+//!   request is retried once; a second 401 is an error that says so.
 //! * Otherwise the first 401's `WWW-Authenticate` challenge decides: `Bearer` fetches a token
 //!   from the realm (refresh-token grant for an identity token, Basic-authenticated GET for a
 //!   user name and password, anonymous GET otherwise), cached per repository scope for the
@@ -502,7 +502,16 @@ impl RegistryClient {
         let old = auth.resolved.clone();
         let resolver = self.resolver.clone();
         let key = host.key.clone();
-        let fresh = tokio::task::spawn_blocking(move || resolver.refresh(&key)).await.expect("resolver panicked");
+        let refused = old.clone();
+        let fresh = tokio::task::spawn_blocking(move || {
+            let rejected = match refused.as_ref().map(|r| &r.credential) {
+                Some(Credential::StaticBearer(token)) => Some(token),
+                _ => None,
+            };
+            resolver.refresh(&key, rejected)
+        })
+        .await
+        .expect("resolver panicked");
         let changed = match (&old.as_ref().map(|r| &r.credential), &fresh.credential) {
             (Some(Credential::StaticBearer(a)), Credential::StaticBearer(b)) => a.expose() != b.expose(),
             _ => true,

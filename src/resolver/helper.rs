@@ -9,10 +9,13 @@ use std::fmt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use crate::process::{RunError, run_bounded};
 
 use crate::protocol::NOT_FOUND;
 use crate::secret::Secret;
+use crate::source::static_bearer::ENV_REJECTED_TOKEN_SHA256;
 
 /// A helper answer is one small JSON object; more than this is a broken helper.
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
@@ -97,6 +100,28 @@ impl std::error::Error for HelperCallError {}
 /// }
 /// ```
 pub fn get(helper: &str, server_url: &str, timeout: Duration) -> Result<HelperCredentials, HelperCallError> {
+    run_get(helper, server_url, timeout, None)
+}
+
+/// [`get`] again after the registry refused the static bearer `rejected` that the helper gave:
+/// the helper is told the token's SHA-256 in `LATCHKEY_REJECTED_TOKEN_SHA256`, so a helper that
+/// caches tokens (latchkey does) replaces that one instead of answering it again. Other helpers
+/// ignore the variable.
+pub fn get_replacing(
+    helper: &str,
+    server_url: &str,
+    timeout: Duration,
+    rejected: &Secret<String>,
+) -> Result<HelperCredentials, HelperCallError> {
+    run_get(helper, server_url, timeout, Some(rejected))
+}
+
+fn run_get(
+    helper: &str,
+    server_url: &str,
+    timeout: Duration,
+    rejected: Option<&Secret<String>>,
+) -> Result<HelperCredentials, HelperCallError> {
     let program = if helper.contains(std::path::MAIN_SEPARATOR) {
         helper.to_owned()
     } else {
@@ -105,6 +130,10 @@ pub fn get(helper: &str, server_url: &str, timeout: Duration) -> Result<HelperCr
     let mut command = Command::new(&program);
     // The helper's hints (log in here, touch your key, ...) are for the user.
     command.arg("get").stderr(Stdio::inherit());
+    if let Some(token) = rejected {
+        let digest = data_encoding::HEXLOWER.encode(&Sha256::digest(token.expose().as_bytes()));
+        command.env(ENV_REJECTED_TOKEN_SHA256, digest);
+    }
     let done =
         run_bounded(&mut command, Some(server_url.as_bytes()), MAX_ANSWER_BYTES, timeout).map_err(|e| match e {
             RunError::Spawn(e) => HelperCallError::NotInstalled { program: program.clone(), error: e.to_string() },

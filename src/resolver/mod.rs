@@ -253,26 +253,27 @@ impl Resolver {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             cache.entry(key.clone()).or_default().clone()
         };
-        cell.get_or_init(|| Arc::new(self.lookup(key))).clone()
+        cell.get_or_init(|| Arc::new(self.lookup(key, None))).clone()
     }
 
     /// Ask again, bypassing the cache, and cache the new answer. For a static bearer the
-    /// registry refused: the helper may have a fresh token by now.
-    pub fn refresh(&self, key: &RegistryKey) -> Arc<Resolved> {
-        let fresh = Arc::new(self.lookup(key));
+    /// registry refused (`rejected`): the helper may have a fresh token by now, and is told
+    /// which one was refused (see [`helper::get_replacing`]).
+    pub fn refresh(&self, key: &RegistryKey, rejected: Option<&Secret<String>>) -> Arc<Resolved> {
+        let fresh = Arc::new(self.lookup(key, rejected));
         let cell = OnceLock::new();
         let _ = cell.set(fresh.clone());
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), Arc::new(cell));
         fresh
     }
 
-    fn lookup(&self, key: &RegistryKey) -> Resolved {
+    fn lookup(&self, key: &RegistryKey, rejected: Option<&Secret<String>>) -> Resolved {
         for file in &self.files {
             if let Some(helper) = file.helper_for(key) {
-                return self.ask(key, helper, &file.path, true);
+                return self.ask(key, helper, &file.path, true, rejected);
             }
             if let Some(store) = &file.creds_store {
-                return self.ask(key, store, &file.path, false);
+                return self.ask(key, store, &file.path, false, rejected);
             }
             if let Some(entry) = file.auth_for(key).filter(|e| !e.is_empty()) {
                 let credential = if let Some(token) = &entry.registry_token {
@@ -300,10 +301,20 @@ impl Resolver {
         }
     }
 
-    fn ask(&self, key: &RegistryKey, helper: &str, file: &Path, per_registry: bool) -> Resolved {
+    fn ask(
+        &self,
+        key: &RegistryKey,
+        helper: &str,
+        file: &Path,
+        per_registry: bool,
+        rejected: Option<&Secret<String>>,
+    ) -> Resolved {
         let server_url = if key.as_str() == DOCKER_HUB { DOCKER_HUB_SERVER_URL } else { key.as_str() };
         self.helper_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let result = helper::get(helper, server_url, self.helper_timeout);
+        let result = match rejected {
+            Some(token) => helper::get_replacing(helper, server_url, self.helper_timeout, token),
+            None => helper::get(helper, server_url, self.helper_timeout),
+        };
         let program = match &result {
             Err(e) => e.program().to_owned(),
             Ok(_) if helper.contains(std::path::MAIN_SEPARATOR) => helper.to_owned(),
@@ -379,7 +390,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "a.io\n");
         assert_eq!(r.helper_calls(), 1);
         // refresh asks again.
-        r.refresh(&RegistryKey::parse("a.io").unwrap());
+        r.refresh(&RegistryKey::parse("a.io").unwrap(), None);
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "a.io\na.io\n");
 
         assert!(matches!(r.resolve("b.io").unwrap().credential, Credential::UsernamePassword { .. }));

@@ -19,6 +19,10 @@ use crate::token_cache::{CachedToken, TokenCache, unix};
 pub const STATIC_BEARER_USERNAME: &str = "<static_bearer>";
 /// Default safety margin: a token must stay valid this long after we hand it out.
 pub const DEFAULT_MIN_VALIDITY_SECS: u64 = 120;
+/// Set by a client that asks again after a registry refused the token (latchkey's resolver
+/// does): the hex SHA-256 of the refused token. If that is the cached one, it is replaced.
+/// Other helpers ignore the variable, and the hash does not reveal the token.
+pub const ENV_REJECTED_TOKEN_SHA256: &str = "LATCHKEY_REJECTED_TOKEN_SHA256";
 
 pub struct StaticBearer<'a> {
     pub key: &'a RegistryKey,
@@ -47,7 +51,8 @@ impl StaticBearer<'_> {
             return self.obtain().map_err(context);
         }
         let wait = Duration::from_secs(30);
-        self.cache().get_or_refresh(self.min_validity, wait, || self.obtain()).map_err(context)
+        let rejected = rejected_from_env();
+        self.cache().get_or_refresh(self.min_validity, wait, rejected.as_ref(), || self.obtain()).map_err(context)
     }
 
     /// Drop the cached token so the next `get` asks the source again.
@@ -87,6 +92,20 @@ impl StaticBearer<'_> {
             )
         } else {
             format!("{e}; put a fresh token there (a {} token is not refreshed by latchkey)", self.identity.kind())
+        }
+    }
+}
+
+/// [`ENV_REJECTED_TOKEN_SHA256`], if set. A malformed value is ignored with a warning: the
+/// answer is then what it would have been without it.
+fn rejected_from_env() -> Option<[u8; 32]> {
+    let value = std::env::var_os(ENV_REJECTED_TOKEN_SHA256)?;
+    let digest = value.to_str().and_then(|v| data_encoding::HEXLOWER_PERMISSIVE.decode(v.trim().as_bytes()).ok());
+    match digest.and_then(|d| <[u8; 32]>::try_from(d).ok()) {
+        Some(d) => Some(d),
+        None => {
+            eprintln!("latchkey: warning: ignoring {ENV_REJECTED_TOKEN_SHA256}: not 64 hex digits");
+            None
         }
     }
 }
