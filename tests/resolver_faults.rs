@@ -125,13 +125,19 @@ fn authorization_never_follows_a_redirect_to_another_host() {
     assert_eq!(summary["http"]["redirects"], image.blobs.len());
 }
 
-#[test]
-fn a_refused_static_bearer_is_asked_for_once_more_then_is_a_clear_error() {
+/// A registry in token mode whose realm records requests, with a one-platform image pushed.
+fn token_registry_with_image(seed: u64) -> (TokenServer, Distribution, TestImage) {
     let realm = TokenServer::recorder();
     let registry = Distribution::start(Auth::Token { realm: realm.url.clone() });
-    let image = TestImage::build(15, &["linux/amd64"], 8 * 1024, false);
+    let image = TestImage::build(seed, &["linux/amd64"], 8 * 1024, false);
     let push = registry_jwt(REPO, &["pull", "push"], Duration::from_secs(300));
     image.push(&registry.base(), REPO, TAG, Some(&format!("Bearer {push}")));
+    (realm, registry, image)
+}
+
+#[test]
+fn a_refused_static_bearer_is_asked_for_once_more_then_is_a_clear_error() {
+    let (realm, registry, image) = token_registry_with_image(15);
 
     // First answer: a token the registry refuses (no access to this repository); second: a good one.
     let mut env = TestEnv::new();
@@ -193,11 +199,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// names it, so latchkey asks its source again instead of answering the cached token.
 #[test]
 fn latchkey_replaces_a_cached_token_the_registry_refused() {
-    let realm = TokenServer::recorder();
-    let registry = Distribution::start(Auth::Token { realm: realm.url.clone() });
-    let image = TestImage::build(16, &["linux/amd64"], 8 * 1024, false);
-    let push = registry_jwt(REPO, &["pull", "push"], Duration::from_secs(300));
-    image.push(&registry.base(), REPO, TAG, Some(&format!("Bearer {push}")));
+    let (realm, registry, image) = token_registry_with_image(16);
 
     let mut env = TestEnv::new();
     let helpers = helper_dir(&mut env);
