@@ -5,7 +5,7 @@
 //! body, 5xx, HTML instead of JSON, truncated JSON, oversize body, redirect loop).
 //!
 //! Each cell must end in bounded time with exit 1, a message naming the peer, and the store
-//! file and token cache exactly as they were. Per-request timeouts are 2 s; the only bound
+//! file and token cache exactly as they were. Per-request timeouts are 4 s; the only bound
 //! asserted is the harness's generous one, so a hang fails rather than hangs CI.
 //! (Finer cases per peer live in static_bearer_sources.rs and device_login.rs.)
 
@@ -52,7 +52,8 @@ impl Fault {
     fn hints(self) -> &'static [&'static str] {
         match self {
             Fault::Refused => &["cannot connect"],
-            Fault::Dns => &["cannot connect", "dns", "resolve", "lookup", "name"],
+            // A resolver that never answers (no DNS in a sandbox) is a timeout.
+            Fault::Dns => &["cannot connect", "dns", "resolve", "lookup", "name", "timed out"],
             Fault::Tls => &["certificate", "tls", "handshake"],
             Fault::Stall => &["timed out"],
             Fault::Trickle => &["timed out", "too slow"],
@@ -70,6 +71,8 @@ struct FaultServer {
     /// `scheme://host:port` to put in the config.
     base: String,
     _listener: Option<Arc<TcpListener>>,
+    /// Holds a refused port for the cell's lifetime.
+    _refusing: Option<common::RefusingPort>,
 }
 
 fn read_request(stream: &mut TcpStream) -> Option<String> {
@@ -101,12 +104,12 @@ impl FaultServer {
     fn start(fault: Fault) -> FaultServer {
         match fault {
             Fault::Refused => {
-                let l = TcpListener::bind("127.0.0.1:0").unwrap();
-                let base = format!("http://{}", l.local_addr().unwrap());
-                drop(l);
-                return FaultServer { base, _listener: None };
+                let refusing = common::RefusingPort::new();
+                return FaultServer { base: refusing.base(), _listener: None, _refusing: Some(refusing) };
             }
-            Fault::Dns => return FaultServer { base: "https://latchkey-fault.invalid".into(), _listener: None },
+            Fault::Dns => {
+                return FaultServer { base: "https://latchkey-fault.invalid".into(), _listener: None, _refusing: None };
+            }
             _ => {}
         }
         let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
@@ -169,7 +172,7 @@ impl FaultServer {
                 });
             }
         });
-        FaultServer { base, _listener: Some(listener) }
+        FaultServer { base, _listener: Some(listener), _refusing: None }
     }
 }
 
@@ -222,7 +225,7 @@ impl Peer {
         let device = |table: String| -> (String, Vec<&'static str>) {
             (
                 format!(
-                    "store = \"file\"\n{reg}mode = \"device\"\n[registries.\"{REGISTRY}\".device]\ntimeout-secs = 2\ncheck-interval-secs = 0\nlogin-wait-secs = 5\nlogin-timeout-secs = 30\n{table}"
+                    "store = \"file\"\n{reg}mode = \"device\"\n[registries.\"{REGISTRY}\".device]\ntimeout-secs = 4\ncheck-interval-secs = 0\nlogin-wait-secs = 5\nlogin-timeout-secs = 30\n{table}"
                 ),
                 vec![],
             )
@@ -230,13 +233,13 @@ impl Peer {
         let (config, args) = match self {
             Peer::IdentityEndpoint => (
                 format!(
-                    "{reg}mode = \"static-bearer\"\n[registries.\"{REGISTRY}\".identity]\nsource = \"http\"\nurl = \"{base}/token\"\nfield = \"value\"\ntimeout-secs = 2\n"
+                    "{reg}mode = \"static-bearer\"\n[registries.\"{REGISTRY}\".identity]\nsource = \"http\"\nurl = \"{base}/token\"\nfield = \"value\"\ntimeout-secs = 4\n"
                 ),
                 vec!["get"],
             ),
             Peer::TokenExchange => (
                 format!(
-                    "{reg}mode = \"static-bearer\"\n[registries.\"{REGISTRY}\".identity]\nsource = \"exchange\"\nurl = \"{base}/sts\"\ntimeout-secs = 2\nsubject = {{ source = \"env\", var = \"SUBJECT_TOKEN\" }}\n"
+                    "{reg}mode = \"static-bearer\"\n[registries.\"{REGISTRY}\".identity]\nsource = \"exchange\"\nurl = \"{base}/sts\"\ntimeout-secs = 4\nsubject = {{ source = \"env\", var = \"SUBJECT_TOKEN\" }}\n"
                 ),
                 vec!["get"],
             ),

@@ -448,4 +448,17 @@ timeout 10 cat <&3 >/dev/null
     pub fn opened(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log).map(|s| s.lines().map(str::to_owned).collect()).unwrap_or_default()
     }
+
+    /// The URLs opened, once there are at least `n` (or after 20 s): latchkey does not wait
+    /// for a browser it started, so the stand-in may log after latchkey has exited.
+    pub fn opened_at_least(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let opened = self.opened();
+            if opened.len() >= n || std::time::Instant::now() > deadline {
+                return opened;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
