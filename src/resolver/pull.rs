@@ -1,6 +1,7 @@
 //! `pull`: an image from a registry into a standard OCI image layout.
 //!
-//! Index -> platform manifests -> config and layer blobs. Blobs are fetched concurrently
+//! Index -> platform manifests -> config and layer blobs; an index may name further indexes
+//! (up to 4 deep), walked in order so the first platform match wins. Blobs are fetched concurrently
 //! (bounded), streamed to a temp file outside `blobs/` while their digest is computed on a
 //! separate thread, and renamed into `blobs/<alg>/<hex>` only when digest and size match; a
 //! blob already there is not fetched again. A body that breaks off is resumed with a `Range`
@@ -215,55 +216,39 @@ pub async fn pull(
 
     // Which manifests, and what index.json will name.
     let mut manifests: Vec<(Fetched, Option<PlatformSpec>)> = Vec::new();
+    // Indexes met below the top one (an index may name indexes), stored before the top one.
+    let mut nested: Vec<Fetched> = Vec::new();
     let named: (String, String, u64, Option<PlatformSpec>);
     let mut top_index: Option<Fetched> = None;
     if is_index(&top.media_type) {
-        let index: ImageIndex = serde_json::from_slice(&top.bytes).map_err(|e| {
-            RegistryError::new(ErrorKind::Protocol, format!("{reference}: the image index is not valid: {e}"))
-        })?;
-        let chosen: Vec<_> = match &options.platforms {
-            PlatformSelector::All => index.manifests().iter().collect(),
-            selector => {
-                let want = match selector {
-                    PlatformSelector::One(p) => p.clone(),
-                    _ => PlatformSpec::host(),
-                };
-                let found = index.manifests().iter().find(|d| d.platform().as_ref().is_some_and(|p| want.matches(p)));
-                match found {
-                    Some(d) => vec![d],
-                    None => {
-                        let available: Vec<String> = index
-                            .manifests()
-                            .iter()
-                            .filter_map(|d| d.platform().as_ref().map(|p| PlatformSpec::of(p).to_string()))
-                            .collect();
-                        return Err(RegistryError::new(
-                            ErrorKind::NoMatch,
-                            format!(
-                                "{reference} has no manifest for {want}; it has: {} (use --platform or --all-platforms)",
-                                available.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
+        let mut walk = IndexWalk {
+            client,
+            reference,
+            selector: &options.platforms,
+            manifests: Vec::new(),
+            nested: Vec::new(),
+            seen_platforms: Vec::new(),
         };
-        for descriptor in chosen {
-            let media_type = descriptor.media_type().to_string();
-            if is_index(&media_type) {
-                return Err(RegistryError::new(
-                    ErrorKind::Protocol,
-                    format!("{reference}: nested image indexes ({}) are not supported", descriptor.digest()),
-                ));
-            }
-            let digest = descriptor.digest().to_string();
-            let fetched = fetch_manifest(client, reference, &digest, Some(descriptor.size())).await?;
-            manifests.push((fetched, descriptor.platform().as_ref().map(PlatformSpec::of)));
+        walk.visit(&top, 0).await?;
+        if walk.manifests.is_empty() {
+            let want = match &options.platforms {
+                PlatformSelector::One(p) => p.clone(),
+                _ => PlatformSpec::host(),
+            };
+            return Err(RegistryError::new(
+                ErrorKind::NoMatch,
+                format!(
+                    "{reference} has no manifest for {want}; it has: {} (use --platform or --all-platforms)",
+                    walk.seen_platforms.join(", ")
+                ),
+            ));
         }
+        (manifests, nested) = (walk.manifests, walk.nested);
         if options.platforms == PlatformSelector::All {
             named = (top.digest.clone(), top.media_type.clone(), top.bytes.len() as u64, None);
             top_index = Some(top);
         } else {
+            nested.clear(); // only the chosen manifest is named, so the indexes on the way are not needed
             let (m, p) = &manifests[0];
             named = (m.digest.clone(), m.media_type.clone(), m.bytes.len() as u64, p.clone());
         }
@@ -328,7 +313,9 @@ pub async fn pull(
             platform: p.as_ref().map(ToString::to_string),
         })
         .collect();
-    if let Some(index) = &top_index {
+    // Inner indexes before the outer ones that name them (the walk records each index after
+    // its contents), the top one last; the summary lists the top first.
+    for index in nested.iter().chain(top_index.as_ref()) {
         layout.put_verified(&index.digest, &index.bytes)?;
         summary_manifests.insert(
             0,
@@ -362,6 +349,78 @@ fn is_index(media_type: &str) -> bool {
 }
 
 /// GET a manifest by tag or digest, check it (digest, size, media type) and return it.
+/// How deep indexes may nest (an index naming an index naming ...): real images use one or
+/// two levels; the bound stops a registry from leading the walk on forever.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// Walks an image index and the indexes it names, choosing manifests by platform.
+struct IndexWalk<'a> {
+    client: &'a RegistryClient,
+    reference: &'a Reference,
+    selector: &'a PlatformSelector,
+    /// The chosen image manifests: every one for `All`, else the first match.
+    manifests: Vec<(Fetched, Option<PlatformSpec>)>,
+    /// Indexes below the top one, each after everything it names.
+    nested: Vec<Fetched>,
+    /// Platforms met on the way, for a "no match" message.
+    seen_platforms: Vec<String>,
+}
+
+impl IndexWalk<'_> {
+    /// Visit `index` (already fetched) at `depth`, in the index's order: the first match wins.
+    fn visit<'s>(
+        &'s mut self,
+        index: &'s Fetched,
+        depth: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RegistryError>> + Send + 's>> {
+        Box::pin(async move {
+            let reference = self.reference;
+            let parsed: ImageIndex = serde_json::from_slice(&index.bytes).map_err(|e| {
+                RegistryError::new(
+                    ErrorKind::Protocol,
+                    format!("{reference}: the image index {} is not valid: {e}", index.digest),
+                )
+            })?;
+            let want = match self.selector {
+                PlatformSelector::All => None,
+                PlatformSelector::One(p) => Some(p.clone()),
+                PlatformSelector::Host => Some(PlatformSpec::host()),
+            };
+            for descriptor in parsed.manifests() {
+                if want.is_some() && !self.manifests.is_empty() {
+                    break;
+                }
+                let digest = descriptor.digest().to_string();
+                if is_index(descriptor.media_type().as_ref()) {
+                    if depth + 1 >= MAX_INDEX_DEPTH {
+                        return Err(RegistryError::new(
+                            ErrorKind::Protocol,
+                            format!("{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep (at {digest})"),
+                        ));
+                    }
+                    let inner = fetch_manifest(self.client, reference, &digest, Some(descriptor.size())).await?;
+                    self.visit(&inner, depth + 1).await?;
+                    self.nested.push(inner);
+                    continue;
+                }
+                let platform = descriptor.platform().as_ref();
+                if let Some(p) = platform {
+                    self.seen_platforms.push(PlatformSpec::of(p).to_string());
+                }
+                let chosen = match &want {
+                    None => true,
+                    Some(want) => platform.is_some_and(|p| want.matches(p)),
+                };
+                if chosen {
+                    let fetched = fetch_manifest(self.client, reference, &digest, Some(descriptor.size())).await?;
+                    self.manifests.push((fetched, platform.map(PlatformSpec::of)));
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 async fn fetch_manifest(
     client: &RegistryClient,
     reference: &Reference,
