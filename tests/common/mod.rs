@@ -734,8 +734,27 @@ fn yaml_str(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises") // JSON strings are YAML strings
 }
 
+/// An HTTP answer: status and headers (names as sent).
+#[derive(Clone, Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl HttpAnswer {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
 /// A minimal HTTP/1.0 request to 127.0.0.1:`port`; `Some(status)` when something answered.
 pub fn http_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<u16> {
+    http_exchange(port, method, path, headers).map(|a| a.status)
+}
+
+/// [`http_request`], answering the status and the response headers.
+pub fn http_exchange(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<HttpAnswer> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
@@ -746,8 +765,13 @@ pub fn http_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)
     stream.write_all(req.as_bytes()).ok()?;
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    let head = String::from_utf8_lossy(&response);
-    head.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
+    let text = String::from_utf8_lossy(&response);
+    let (head, _body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    Some(HttpAnswer { status, headers })
 }
 
 /// `Basic base64(user:password)`.
