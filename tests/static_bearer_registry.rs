@@ -8,20 +8,24 @@
 //!
 //! Needs `/usr/bin/docker-registry` (`apt-get install docker-registry`) and `openssl`.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use latchkey::jwt::{self, Algorithm, JwtError, KeyIdHeader, MintSpec};
 use latchkey::secret::Secret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use common::{Registry, RegistryAuth, RegistryOptions};
 
 const SERVICE: &str = "latchkey-test-registry";
 const ISSUER: &str = "latchkey-test-issuer";
@@ -30,137 +34,8 @@ const TAG: &str = "v1";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 // =============================================================================================
-// A reusable launcher for Debian's Distribution in token-auth mode.
+// The token realm.
 // =============================================================================================
-
-/// Where `docker-registry` is, or a failure that says what to install.
-fn registry_binary() -> PathBuf {
-    let found = match std::env::var_os("LATCHKEY_TEST_DOCKER_REGISTRY") {
-        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
-        None => find_in_path("docker-registry"),
-    };
-    found.unwrap_or_else(|| {
-        panic!(
-            "docker-registry (Docker Distribution 2.8) is not installed, and this test needs a real \
-             registry: install it with `apt-get install docker-registry` (Debian 12 package, binary \
-             /usr/bin/docker-registry), or point LATCHKEY_TEST_DOCKER_REGISTRY at the binary"
-        )
-    })
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Distribution's `auth: token` settings.
-pub struct TokenAuth<'a> {
-    pub realm: &'a str,
-    pub service: &'a str,
-    pub issuer: &'a str,
-    pub rootcertbundle: &'a Path,
-}
-
-/// A running `docker-registry serve` on a free loopback port, with filesystem storage in a temp
-/// dir. Killed on drop; its log (stdout and stderr) is printed if the test is failing.
-pub struct Registry {
-    child: Child,
-    /// `http://127.0.0.1:PORT`
-    pub base_url: String,
-    log_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    pub fn start_token_auth(auth: &TokenAuth<'_>) -> Registry {
-        let binary = registry_binary();
-        let mut last_log = String::new();
-        for _attempt in 0..3 {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let port = free_port();
-            let config = format!(
-                "version: 0.1\n\
-                 log:\n  level: debug\n  formatter: text\n\
-                 storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: false\n\
-                 http:\n  addr: 127.0.0.1:{port}\n\
-                 health:\n  storagedriver:\n    enabled: false\n\
-                 auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {bundle}\n",
-                storage = dir.path().join("storage").display(),
-                realm = auth.realm,
-                service = auth.service,
-                issuer = auth.issuer,
-                bundle = auth.rootcertbundle.display(),
-            );
-            let config_path = dir.path().join("config.yml");
-            fs::write(&config_path, config).expect("write registry config");
-            let log_path = dir.path().join("registry.log");
-            let log = fs::File::create(&log_path).expect("registry log");
-            let mut command = Command::new(&binary);
-            command
-                .arg("serve")
-                .arg(&config_path)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("dup log"))
-                .stderr(log);
-            // REGISTRY_* variables override the config file: keep the environment's out.
-            for (key, _) in std::env::vars_os() {
-                if key.to_string_lossy().starts_with("REGISTRY_") {
-                    command.env_remove(key);
-                }
-            }
-            let child = command.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-            let mut registry = Registry { child, base_url: format!("http://127.0.0.1:{port}"), log_path, _dir: dir };
-            match registry.wait_ready(Duration::from_secs(20)) {
-                Ok(()) => return registry,
-                Err(why) => {
-                    last_log = format!("{why}\n{}", registry.log());
-                    if !last_log.contains("address already in use") {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("docker-registry did not start:\n{last_log}");
-    }
-
-    /// Ready once `/v2/` answers at all (401 here, since every request needs a token).
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        let agent = http_agent();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("docker-registry exited early with {status}"));
-            }
-            match agent.get(format!("{}/v2/", self.base_url)).call() {
-                Ok(resp) if resp.status() == 401 => return Ok(()),
-                Ok(resp) => return Err(format!("/v2/ answered {} instead of 401", resp.status())),
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                Err(e) => return Err(format!("/v2/ not reachable after {timeout:?}: {e}")),
-            }
-        }
-    }
-
-    pub fn log(&self) -> String {
-        fs::read_to_string(&self.log_path).unwrap_or_else(|e| format!("(no log: {e})"))
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("----- docker-registry log ({}) -----\n{}\n----- end of log -----", self.base_url, self.log());
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
-}
 
 /// The token realm: an HTTP listener that records every request line and answers 500. A static
 /// bearer never goes through the challenge flow, so it must stay silent.
@@ -249,6 +124,14 @@ basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 subjectKeyIdentifier = hash
 ";
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
 
 struct Pki {
     dir: tempfile::TempDir,
@@ -484,7 +367,7 @@ impl Answer {
 
 impl Client {
     fn new(registry: &Registry) -> Client {
-        Client { agent: http_agent(), base: registry.base_url.clone() }
+        Client { agent: http_agent(), base: registry.base() }
     }
 
     fn url(&self, path_or_url: &str) -> String {
@@ -576,12 +459,18 @@ impl Setup {
         let trust = Trust::new();
         let realm = RealmRecorder::start();
         let bundle = trust.pki.path("bundle.pem");
-        let registry = Registry::start_token_auth(&TokenAuth {
-            realm: &realm.url,
-            service: SERVICE,
-            issuer: ISSUER,
-            rootcertbundle: &bundle,
+        let registry = Registry::start_with(RegistryOptions {
+            log_level: "debug",
+            storage_health_check: false,
+            ..RegistryOptions::new(RegistryAuth::Token {
+                realm: realm.url.clone(),
+                service: SERVICE.into(),
+                issuer: ISSUER.into(),
+                root_cert_bundle: bundle,
+            })
         });
+        let v2 = common::http_request(registry.port, "GET", "/v2/", &[]);
+        assert_eq!(v2, Some(401), "/v2/ must demand a token:\n{}", registry.logs());
         let client = Client::new(&registry);
         let push_token = mint(&trust.signers[0], &["pull", "push"]);
         let image = push_image(&client, &push_token);
@@ -594,10 +483,10 @@ impl Setup {
 
     /// GET the manifest with `token`: Distribution must answer 401 and log `reason` for it.
     fn assert_refused(&self, what: &str, token: &str, reason: &str) {
-        let before = self.registry.log().len();
+        let before = self.registry.logs().len();
         let answer = self.pull_manifest(token);
         assert_eq!(answer.status, 401, "{what}: {}", answer.describe());
-        let log = self.registry.log();
+        let log = self.registry.logs();
         let new = log.get(before..).unwrap_or_default();
         assert!(new.contains(reason), "{what}: the registry log does not give the reason {reason:?}:\n{new}");
     }
@@ -639,7 +528,7 @@ fn minted_static_bearers_pull_from_distribution() {
         );
     }
     s.assert_realm_untouched();
-    assert!(s.registry.log().contains("authorized request"), "the registry log shows token-authorized requests");
+    assert!(s.registry.logs().contains("authorized request"), "the registry log shows token-authorized requests");
 }
 
 #[test]
@@ -745,7 +634,7 @@ fn distribution_rejects_a_list_audience() {
 #[test]
 fn helper_in_mint_mode_answers_bearers_distribution_accepts() {
     let s = Setup::new();
-    let host = s.registry.base_url.trim_start_matches("http://").to_owned();
+    let host = s.registry.host();
     // (key file, chain files for x5c, algorithm)
     let configs: [(&str, &[&str], &str); 4] = [
         ("es-kid.key", &[], "ES256"),

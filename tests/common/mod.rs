@@ -627,55 +627,81 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind an ephemeral port").port()
 }
 
-/// Debian's Distribution registry (`docker-registry serve cfg.yml`) on a free loopback
-/// port, plain HTTP, storage in a temp dir. Killed on drop.
+/// How a test starts its registry: [`RegistryOptions::new`] gives the defaults [`Registry::start`] uses.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    pub auth: RegistryAuth,
+    /// Distribution's access log (its stdout) in `access.log`, emptied of the readiness probes.
+    pub access_log: bool,
+    /// `log.level` of the application log (stderr, in `registry.err`).
+    pub log_level: &'static str,
+    /// Distribution's storage driver health check: as Distribution configures it by default, or
+    /// disabled (`health.storagedriver.enabled: false`).
+    pub storage_health_check: bool,
+}
+
+impl RegistryOptions {
+    pub fn new(auth: RegistryAuth) -> RegistryOptions {
+        RegistryOptions { auth, access_log: false, log_level: "info", storage_health_check: true }
+    }
+}
+
+/// Debian's Distribution registry (`docker-registry serve config.yml`) on a free loopback
+/// port, plain HTTP, storage in a temp dir, cleared environment. Killed on drop; its logs are
+/// printed if the test is failing.
+///
+/// Ready only once `/v2/` answers with a response header whose value is unique to this
+/// instance (set through `http.headers`), so a server of another test that happens to hold
+/// the port is never taken for it. A child that exits (the port was taken before it could
+/// bind) is restarted on another port, up to 5 times.
 pub struct Registry {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Child,
 }
 
+/// The header that names a registry instance.
+const INSTANCE_HEADER: &str = "X-Latchkey-Test-Instance";
+
 impl Registry {
-    pub fn start(auth: RegistryAuth) -> Self {
+    pub fn start(auth: RegistryAuth) -> Registry {
+        Registry::start_with(RegistryOptions::new(auth))
+    }
+
+    pub fn start_with(options: RegistryOptions) -> Registry {
+        static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let binary = require(DOCKER_REGISTRY);
         let dir = tempfile::Builder::new().prefix("latchkey-registry-").tempdir().expect("temp dir");
         let d = dir.path();
-        let auth_yaml = match &auth {
-            RegistryAuth::None => String::new(),
-            RegistryAuth::Htpasswd { users } => {
-                let htpasswd = require(HTPASSWD);
-                let mut file = String::new();
-                for (user, password) in users {
-                    let mut cmd = Command::new(&htpasswd);
-                    cmd.args(["-B", "-b", "-n", user, password]);
-                    let out = run_command(cmd, b"", DEFAULT_TIMEOUT);
-                    out.assert_success();
-                    file.push_str(out.stdout_str().trim_end());
-                    file.push('\n');
-                }
-                fs::write(d.join("htpasswd"), file).expect("write htpasswd");
-                format!(
-                    "auth:\n  htpasswd:\n    realm: latchkey-test\n    path: {}\n",
-                    yaml_str(&d.join("htpasswd").display().to_string())
-                )
-            }
-            RegistryAuth::Token { realm, service, issuer, root_cert_bundle } => format!(
-                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
-                yaml_str(realm),
-                yaml_str(service),
-                yaml_str(issuer),
-                yaml_str(&root_cert_bundle.display().to_string())
-            ),
-        };
+        let auth_yaml = auth_yaml(&options.auth, d);
         let mut last_log = String::new();
         for _attempt in 0..5 {
             let port = free_port();
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let instance = format!(
+                "{}-{}-{}",
+                std::process::id(),
+                INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                nanos.as_nanos()
+            );
             let config = format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: latchkey-test-secret\n{auth_yaml}",
-                yaml_str(&d.join("storage").display().to_string())
+                "version: 0.1\nlog:\n  level: {level}\n  formatter: text\n  accesslog:\n    disabled: {no_access_log}\n\
+                 storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
+                 http:\n  addr: 127.0.0.1:{port}\n  secret: latchkey-test-secret\n  headers:\n    {INSTANCE_HEADER}: [{instance}]\n\
+                 {health}{auth_yaml}",
+                level = options.log_level,
+                no_access_log = !options.access_log,
+                storage = yaml_str(&d.join("storage").display().to_string()),
+                instance = yaml_str(&instance),
+                health =
+                    if options.storage_health_check { "" } else { "health:\n  storagedriver:\n    enabled: false\n" },
             );
             fs::write(d.join("config.yml"), config).expect("write registry config");
-            let log = d.join("registry.log");
+            // Emptied, then appended to, so that emptying access.log later leaves no gap before the next line.
+            let log = |name: &str| {
+                fs::write(d.join(name), b"").expect("registry log");
+                fs::OpenOptions::new().append(true).open(d.join(name)).expect("registry log")
+            };
             let mut child = Command::new(&binary)
                 .arg("serve")
                 .arg(d.join("config.yml"))
@@ -683,8 +709,8 @@ impl Registry {
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
                 .env("HOME", d)
                 .stdin(Stdio::null())
-                .stdout(fs::File::create(&log).expect("registry log"))
-                .stderr(fs::File::create(d.join("registry.err")).expect("registry log"))
+                .stdout(log("access.log"))
+                .stderr(log("registry.err"))
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -694,7 +720,11 @@ impl Registry {
                     last_log = read_logs(d);
                     break;
                 }
-                if http_request(port, "GET", "/v2/", &[]).is_some() {
+                let answer = http_exchange(port, "GET", "/v2/", &[]);
+                if answer.is_some_and(|a| a.header(INSTANCE_HEADER) == Some(&instance)) {
+                    if options.access_log {
+                        fs::write(d.join("access.log"), b"").expect("forget the readiness probes");
+                    }
                     return Registry { port, dir, child };
                 }
                 if Instant::now() >= deadline {
@@ -713,6 +743,16 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// `http://127.0.0.1:PORT`
+    pub fn base(&self) -> String {
+        format!("http://{}", self.host())
+    }
+
+    /// A log file in the registry's dir: `access.log` (stdout) or `registry.err` (stderr).
+    pub fn log_file(&self, name: &str) -> String {
+        fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
     pub fn logs(&self) -> String {
         read_logs(self.dir.path())
     }
@@ -722,20 +762,73 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- registry log ({}) -----\n{}\n----- end -----", self.host(), self.logs());
+        }
+    }
+}
+
+/// The `auth:` section for `auth`, writing what it refers to (an htpasswd file) into `d`.
+fn auth_yaml(auth: &RegistryAuth, d: &Path) -> String {
+    match auth {
+        RegistryAuth::None => String::new(),
+        RegistryAuth::Htpasswd { users } => {
+            let htpasswd = require(HTPASSWD);
+            let mut file = String::new();
+            for (user, password) in users {
+                let mut cmd = Command::new(&htpasswd);
+                cmd.args(["-B", "-b", "-n", user, password]);
+                let out = run_command(cmd, b"", DEFAULT_TIMEOUT);
+                out.assert_success();
+                file.push_str(out.stdout_str().trim_end());
+                file.push('\n');
+            }
+            fs::write(d.join("htpasswd"), file).expect("write htpasswd");
+            format!(
+                "auth:\n  htpasswd:\n    realm: latchkey-test\n    path: {}\n",
+                yaml_str(&d.join("htpasswd").display().to_string())
+            )
+        }
+        RegistryAuth::Token { realm, service, issuer, root_cert_bundle } => format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            yaml_str(realm),
+            yaml_str(service),
+            yaml_str(issuer),
+            yaml_str(&root_cert_bundle.display().to_string())
+        ),
     }
 }
 
 fn read_logs(d: &Path) -> String {
     let read = |name: &str| fs::read_to_string(d.join(name)).unwrap_or_default();
-    format!("{}{}", read("registry.log"), read("registry.err"))
+    format!("{}{}", read("access.log"), read("registry.err"))
 }
 
 fn yaml_str(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises") // JSON strings are YAML strings
 }
 
+/// An HTTP answer: status and headers (names as sent).
+#[derive(Clone, Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl HttpAnswer {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
 /// A minimal HTTP/1.0 request to 127.0.0.1:`port`; `Some(status)` when something answered.
 pub fn http_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<u16> {
+    http_exchange(port, method, path, headers).map(|a| a.status)
+}
+
+/// [`http_request`], answering the status and the response headers.
+pub fn http_exchange(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<HttpAnswer> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
@@ -746,8 +839,13 @@ pub fn http_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)
     stream.write_all(req.as_bytes()).ok()?;
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    let head = String::from_utf8_lossy(&response);
-    head.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
+    let text = String::from_utf8_lossy(&response);
+    let (head, _body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()?;
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    Some(HttpAnswer { status, headers })
 }
 
 /// `Basic base64(user:password)`.

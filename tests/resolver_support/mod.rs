@@ -12,14 +12,13 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
-use crate::common::{self, DOCKER_REGISTRY, HTPASSWD, require, run_command, sha256_hex};
+use crate::common::{self, RegistryAuth, RegistryOptions, require, run_command, sha256_hex};
 
 pub const SERVICE: &str = "latchkey-resolver-registry";
 pub const ISSUER: &str = "latchkey-resolver-issuer";
@@ -68,10 +67,14 @@ pub enum Auth {
     },
 }
 
-pub struct Distribution {
-    pub port: u16,
-    dir: tempfile::TempDir,
-    child: Child,
+/// The shared registry ([`common::Registry`]) with its access log on.
+pub struct Distribution(common::Registry);
+
+impl std::ops::Deref for Distribution {
+    type Target = common::Registry;
+    fn deref(&self) -> &common::Registry {
+        &self.0
+    }
 }
 
 /// One access-log line.
@@ -85,97 +88,34 @@ pub struct Access {
 
 impl Distribution {
     pub fn start(auth: Auth) -> Distribution {
-        let binary = require(DOCKER_REGISTRY);
-        let dir = tempfile::Builder::new().prefix("latchkey-resolver-registry-").tempdir().unwrap();
-        let d = dir.path();
-        let auth_yaml = match &auth {
-            Auth::None => String::new(),
+        let auth = match auth {
+            Auth::None => RegistryAuth::None,
             Auth::Htpasswd(users) => {
-                let mut file = String::new();
-                for (user, password) in users {
-                    let mut cmd = Command::new(require(HTPASSWD));
-                    cmd.args(["-B", "-b", "-n", user, password]);
-                    let out = run_command(cmd, b"", common::DEFAULT_TIMEOUT);
-                    out.assert_success();
-                    file.push_str(out.stdout_str().trim_end());
-                    file.push('\n');
-                }
-                fs::write(d.join("htpasswd"), file).unwrap();
-                format!(
-                    "auth:\n  htpasswd:\n    realm: latchkey-test\n    path: {:?}\n",
-                    d.join("htpasswd").display().to_string()
-                )
+                RegistryAuth::Htpasswd { users: users.into_iter().map(|(u, p)| (u.to_owned(), p.to_owned())).collect() }
             }
-            Auth::Token { realm } => format!(
-                "auth:\n  token:\n    realm: {realm:?}\n    service: {SERVICE:?}\n    issuer: {ISSUER:?}\n    rootcertbundle: {:?}\n",
-                signing_cert_path().display().to_string()
-            ),
+            Auth::Token { realm } => RegistryAuth::Token {
+                realm,
+                service: SERVICE.into(),
+                issuer: ISSUER.into(),
+                root_cert_bundle: signing_cert_path(),
+            },
         };
-        for _ in 0..5 {
-            let port = common::free_port();
-            let config = format!(
-                "version: 0.1\nlog:\n  level: warn\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {:?}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: latchkey-test-secret\nhealth:\n  storagedriver:\n    enabled: false\n{auth_yaml}",
-                d.join("storage").display().to_string()
-            );
-            fs::write(d.join("config.yml"), config).unwrap();
-            let mut command = Command::new(&binary);
-            command
-                .arg("serve")
-                .arg(d.join("config.yml"))
-                .env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .env("HOME", d)
-                .stdin(Stdio::null())
-                .stdout(fs::File::create(d.join("access.log")).unwrap())
-                .stderr(fs::File::create(d.join("registry.err")).unwrap());
-            let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // port taken: try another
-                }
-                if common::http_request(port, "GET", "/v2/", &[]).is_some() {
-                    let registry = Distribution { port, dir, child };
-                    // Forget the readiness probes.
-                    fs::write(registry.dir.path().join("access.log"), b"").ok();
-                    return registry;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "docker-registry did not come up on {port}:\n{}",
-                        fs::read_to_string(d.join("registry.err")).unwrap_or_default()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("docker-registry would not start:\n{}", fs::read_to_string(d.join("registry.err")).unwrap_or_default());
-    }
-
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        Distribution(common::Registry::start_with(RegistryOptions {
+            access_log: true,
+            log_level: "warn",
+            storage_health_check: false,
+            ..RegistryOptions::new(auth)
+        }))
     }
 
     /// Every access-log line so far.
     pub fn access_log(&self) -> Vec<Access> {
-        let text = fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
-        text.lines().filter_map(parse_access).collect()
+        self.log_file("access.log").lines().filter_map(parse_access).collect()
     }
 
     /// Access-log lines of requests made by latchkey (its user agent).
     pub fn latchkey_requests(&self) -> Vec<Access> {
         self.access_log().into_iter().filter(|a| a.user_agent.starts_with("latchkey/")).collect()
-    }
-
-    pub fn logs(&self) -> String {
-        let read = |n: &str| fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
-        format!("{}{}", read("access.log"), read("registry.err"))
     }
 }
 
@@ -191,16 +131,6 @@ fn parse_access(line: &str) -> Option<Access> {
     let status = after.split(' ').next()?.parse().ok()?;
     let user_agent = after.rsplit('"').nth(1).unwrap_or("").to_owned();
     Some(Access { method, path, status, user_agent })
-}
-
-impl Drop for Distribution {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("----- registry log -----\n{}\n----- end -----", self.logs());
-        }
-    }
 }
 
 // =============================================================================================
