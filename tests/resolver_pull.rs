@@ -1,5 +1,5 @@
 //! `pull` and the resolver against a real Distribution (Debian `docker-registry`) on loopback,
-//! through the built binary, with a multi-platform image the test pushes.
+//! through the built binary, with a multi-platform image the test pushes (and indexes of it).
 //!
 //! Needs `docker-registry`, `skopeo` and `htpasswd` (apache2-utils); a missing one fails the
 //! test saying which package to install.
@@ -289,4 +289,59 @@ fn anonymous_token_from_the_realm_for_a_public_repository() {
     assert_eq!(requests.len(), 1, "one anonymous token for the scope: {requests:#?}");
     assert_eq!((requests[0].method.as_str(), requests[0].authorization.as_deref()), ("GET", None));
     assert_eq!(summary(&out)["http"]["unauthorized"], 1);
+}
+
+#[test]
+fn an_index_of_indexes_is_walked_to_the_platform_and_kept_whole_with_all_platforms() {
+    let registry = Distribution::start(Auth::None);
+    let image = TestImage::build(7, &["linux/amd64", "linux/arm64"], 8 * 1024, false);
+    image.push(&registry.base(), REPO, "inner", None);
+    // outer -> middle -> the image's index -> manifests.
+    let middle = index_of(&[(OCI_INDEX, &image.index_digest, image.index.len())]);
+    let middle_digest = push_manifest(&registry.base(), REPO, "middle", OCI_INDEX, &middle, None);
+    let outer = index_of(&[(OCI_INDEX, &middle_digest, middle.len())]);
+    let outer_digest = push_manifest(&registry.base(), REPO, TAG, OCI_INDEX, &outer, None);
+    let image_ref = format!("{}/{REPO}:{TAG}", registry.host());
+    let env = TestEnv::new();
+
+    // One platform: found two levels down, and only it is written and named.
+    let out_dir = env.path("arm64");
+    env.latchkey(&pull_args(&image_ref, out_dir.to_str().unwrap(), &["--platform", "linux/arm64"]), b"")
+        .assert_success();
+    assert_eq!(check_layout(&out_dir), image.platform_digests("linux/arm64"));
+    assert_eq!(index_entries(&out_dir)[0]["digest"], image.manifest_digest("linux/arm64").as_str());
+
+    // Every platform: all three indexes and everything below them; index.json names the outer one.
+    let out_dir = env.path("all");
+    let out = env.latchkey(&pull_args(&image_ref, out_dir.to_str().unwrap(), &["--all-platforms", "--json"]), b"");
+    out.assert_success();
+    let mut expected = image.all_digests();
+    expected.extend([middle_digest.clone(), outer_digest.clone()]);
+    expected.sort();
+    assert_eq!(check_layout(&out_dir), expected);
+    assert_eq!(index_entries(&out_dir)[0]["digest"], outer_digest.as_str());
+    assert_eq!(summary(&out)["manifests"][0]["digest"], outer_digest.as_str(), "{out}");
+
+    // A platform nowhere in the tree names what there is.
+    let out =
+        env.latchkey(&pull_args(&image_ref, env.path("none").to_str().unwrap(), &["--platform", "linux/s390x"]), b"");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr_str().contains("it has: linux/amd64, linux/arm64"), "{out}");
+
+    // Five levels is past the bound: a clear error, nothing written.
+    let mut top = (outer_digest, outer.len());
+    for level in 0..2 {
+        let wrapper = index_of(&[(OCI_INDEX, &top.0, top.1)]);
+        top =
+            (push_manifest(&registry.base(), REPO, &format!("wrap{level}"), OCI_INDEX, &wrapper, None), wrapper.len());
+    }
+    // Four levels (wrap0 -> outer -> middle -> the image's index) is the most that is walked.
+    let four = format!("{}/{REPO}:wrap0", registry.host());
+    env.latchkey(&pull_args(&four, env.path("four").to_str().unwrap(), &["--platform", "linux/amd64"]), b"")
+        .assert_success();
+    let deep_ref = format!("{}/{REPO}:wrap1", registry.host());
+    let out = env.latchkey(&pull_args(&deep_ref, env.path("deep").to_str().unwrap(), &["--all-platforms"]), b"");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr_str().contains("nested more than 4 deep"), "{out}");
+    assert!(check_layout(&env.path("deep")).is_empty());
 }

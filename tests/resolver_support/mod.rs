@@ -420,20 +420,43 @@ impl TestImage {
         }
         let manifest_type = if self.index_media_type == DOCKER_LIST { DOCKER_MANIFEST } else { OCI_MANIFEST };
         for (_, d, bytes) in &self.manifests {
-            let put = with_auth(agent.put(format!("{base}/v2/{repo}/manifests/{d}")))
-                .header("Content-Type", manifest_type)
-                .send(&bytes[..])
-                .unwrap();
-            assert_eq!(put.status(), 201, "push manifest {d}");
+            push_manifest(base, repo, d, manifest_type, bytes, authorization);
         }
-        let put = with_auth(agent.put(format!("{base}/v2/{repo}/manifests/{tag}")))
-            .header("Content-Type", self.index_media_type)
-            .send(&self.index[..])
-            .unwrap();
-        assert_eq!(put.status(), 201, "push index");
-        let got = put.headers().get("Docker-Content-Digest").map(|v| v.to_str().unwrap().to_owned());
-        assert_eq!(got.as_deref(), Some(self.index_digest.as_str()), "the registry keeps the index bytes as pushed");
+        let got = push_manifest(base, repo, tag, self.index_media_type, &self.index, authorization);
+        assert_eq!(got, self.index_digest, "the registry keeps the index bytes as pushed");
     }
+}
+
+/// PUT a manifest (or index) as `repo:reference`; returns the digest the registry names.
+pub fn push_manifest(
+    base: &str,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+    authorization: Option<&str>,
+) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut put = agent.put(format!("{base}/v2/{repo}/manifests/{reference}")).header("Content-Type", media_type);
+    if let Some(a) = authorization {
+        put = put.header("Authorization", a);
+    }
+    let mut answer = put.send(bytes).unwrap();
+    let status = answer.status();
+    assert_eq!(status, 201, "push {repo}:{reference}: {}", answer.body_mut().read_to_string().unwrap_or_default());
+    answer.headers().get("Docker-Content-Digest").unwrap().to_str().unwrap().to_owned()
+}
+
+/// An OCI index of `children` (`(media type, digest, size)`), with no platforms: an index of indexes.
+pub fn index_of(children: &[(&str, &str, usize)]) -> Vec<u8> {
+    let manifests: Vec<serde_json::Value> =
+        children.iter().map(|(t, d, size)| json!({"mediaType": t, "digest": d, "size": size})).collect();
+    json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).to_string().into_bytes()
 }
 
 // =============================================================================================
