@@ -25,10 +25,15 @@ fn behind_proxy(seed: u64, fault: impl FnOnce(&TestImage) -> Fault) -> (Distribu
     (registry, image, proxy)
 }
 
+/// `pull` of the test image; linux/amd64 unless `extra` picks platforms (the images have it,
+/// and the host's own platform need not be it).
 fn pull(env: &TestEnv, host: &str, out: &std::path::Path, extra: &[&str]) -> common::Output {
     let image = format!("{host}/{REPO}:{TAG}");
     let mut args = vec!["pull", image.as_str(), "--output", out.to_str().unwrap()];
     args.extend_from_slice(extra);
+    if !extra.iter().any(|a| a.contains("platform")) {
+        args.extend_from_slice(&["--platform", "linux/amd64"]);
+    }
     env.latchkey(&args, b"")
 }
 
@@ -269,7 +274,7 @@ fn interrupt_mid_blob(signal: &str) -> (TestEnv, std::path::PathBuf, String, std
     let out_dir = env.path("layout");
     let image_ref = format!("{}/{REPO}:{TAG}", proxy.host());
     let mut cmd = env.command(common::LATCHKEY);
-    cmd.args(["pull", &image_ref, "--output", out_dir.to_str().unwrap()])
+    cmd.args(["pull", &image_ref, "--output", out_dir.to_str().unwrap(), "--platform", "linux/amd64"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(env.path("stderr")).unwrap());

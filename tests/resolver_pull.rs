@@ -17,9 +17,14 @@ use serde_json::json;
 const REPO: &str = "multi/app";
 const TAG: &str = "v1";
 
+/// `pull` arguments; linux/amd64 unless `extra` picks platforms (every test image has it, and
+/// the host's own platform need not be it).
 fn pull_args<'a>(image: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["pull", image, "--output", out];
     args.extend_from_slice(extra);
+    if !extra.iter().any(|a| a.contains("platform")) {
+        args.extend_from_slice(&["--platform", "linux/amd64"]);
+    }
     args
 }
 
