@@ -1,5 +1,6 @@
 //! Property tests for every parser that reads what other programs and servers send:
-//! protocol stdin, server URLs, JWTs, `WWW-Authenticate` challenges and the latchkey config.
+//! protocol stdin, server URLs, JWTs, `WWW-Authenticate` challenges, the latchkey config and the
+//! OCI/Docker manifests and indexes `pull` reads.
 //! (docker config editing has its own, in `src/docker_config.rs`, where the editor is.)
 //! Each parser must never panic on arbitrary input and must round-trip what it accepts.
 
@@ -381,4 +382,71 @@ fn base64url(data: &[u8]) -> String {
 #[test]
 fn helper_error_not_found_is_the_exact_string() {
     assert_eq!(HelperError::NotFound.to_string(), protocol::NOT_FOUND);
+}
+
+// ---------------------------------------------------------------------------------------
+// OCI/Docker manifests and indexes, as `pull` reads what a registry sends
+
+/// Digests as registries (and hostile ones) write them.
+fn digest_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[0-9a-f]{64}".prop_map(|h| format!("sha256:{h}")),
+        "[0-9a-f]{128}".prop_map(|h| format!("sha512:{h}")),
+        "[a-z0-9]{1,8}:[0-9a-zA-Z./_=-]{0,70}",
+        "\\PC{0,20}",
+    ]
+}
+
+/// A descriptor, sometimes with a platform.
+fn descriptor() -> impl Strategy<Value = serde_json::Value> {
+    let media_type = prop_oneof![
+        Just("application/vnd.oci.image.manifest.v1+json".to_owned()),
+        Just("application/vnd.oci.image.index.v1+json".to_owned()),
+        Just("application/vnd.docker.distribution.manifest.v2+json".to_owned()),
+        "[a-z./+-]{0,30}",
+    ];
+    let platform = proptest::option::of(("[a-z0-9/]{0,8}", "[a-z0-9/]{0,8}", proptest::option::of("[a-z0-9/]{0,4}")));
+    (media_type, digest_like(), 0u64..u64::MAX, platform).prop_map(|(t, d, size, platform)| {
+        let mut v = serde_json::json!({"mediaType": t, "digest": d, "size": size});
+        if let Some((os, arch, variant)) = platform {
+            v["platform"] = serde_json::json!({"os": os, "architecture": arch, "variant": variant});
+        }
+        v
+    })
+}
+
+proptest! {
+    #![proptest_config(cases(2000))]
+
+    #[test]
+    fn manifest_reading_never_panics_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        header in proptest::option::of("[a-z./+-]{0,40}"),
+    ) {
+        latchkey::resolver::pull::check_manifest_invariants(&bytes, header.as_deref());
+    }
+
+    #[test]
+    fn manifest_reading_keeps_its_invariants_on_index_and_manifest_shapes(
+        descriptors in proptest::collection::vec(descriptor(), 0..5),
+        index in any::<bool>(),
+        media_type in proptest::option::of(prop_oneof![
+            Just("application/vnd.oci.image.index.v1+json"),
+            Just("application/vnd.docker.distribution.manifest.list.v2+json"),
+            Just("application/vnd.oci.image.manifest.v1+json"),
+            Just("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+        ]),
+    ) {
+        let mut doc = if index {
+            serde_json::json!({"schemaVersion": 2, "manifests": descriptors})
+        } else {
+            let mut all = descriptors.into_iter();
+            let config = all.next().unwrap_or(serde_json::json!({}));
+            serde_json::json!({"schemaVersion": 2, "config": config, "layers": all.collect::<Vec<_>>()})
+        };
+        if let Some(t) = media_type {
+            doc["mediaType"] = t.into();
+        }
+        latchkey::resolver::pull::check_manifest_invariants(doc.to_string().as_bytes(), None);
+    }
 }

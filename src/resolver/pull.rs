@@ -108,11 +108,12 @@ impl PlatformSpec {
         PlatformSpec { os: "linux".into(), architecture: architecture.into(), variant: variant.map(str::to_owned) }
     }
 
-    fn matches(&self, p: &Platform) -> bool {
-        if p.os().to_string() != self.os || p.architecture().to_string() != self.architecture {
+    /// Whether an index entry for `p` serves this platform.
+    fn matches(&self, p: &PlatformSpec) -> bool {
+        if p.os != self.os || p.architecture != self.architecture {
             return false;
         }
-        match (&self.variant, p.variant()) {
+        match (&self.variant, &p.variant) {
             (None, _) => true,
             (Some(want), Some(have)) => want == have,
             // arm64's default variant is v8.
@@ -260,14 +261,10 @@ pub async fn pull(
     // Blobs of every chosen manifest, once each.
     let mut blobs: BTreeMap<String, Blob> = BTreeMap::new();
     for (m, _) in &manifests {
-        let manifest: ImageManifest = serde_json::from_slice(&m.bytes).map_err(|e| {
-            RegistryError::new(ErrorKind::Protocol, format!("{reference}: manifest {} is not valid: {e}", m.digest))
-        })?;
-        for d in std::iter::once(manifest.config()).chain(manifest.layers().iter()) {
-            let digest = d.digest().to_string();
-            validate_digest(&digest)
-                .map_err(|e| RegistryError::new(ErrorKind::Protocol, format!("{reference}: {e}")))?;
-            blobs.entry(digest.clone()).or_insert(Blob { digest, size: d.size() });
+        let named = manifest_blobs(&m.bytes)
+            .map_err(|e| RegistryError::new(ErrorKind::Protocol, format!("{reference}: manifest {} {e}", m.digest)))?;
+        for blob in named {
+            blobs.entry(blob.digest.clone()).or_insert(blob);
         }
     }
     progress.planned(blobs.len(), blobs.values().map(|b| b.size).sum());
@@ -348,7 +345,111 @@ fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
 
-/// GET a manifest by tag or digest, check it (digest, size, media type) and return it.
+// ---------------------------------------------------------------------------------------
+// What pull reads from the registry's manifests: pure functions, fuzzed (fuzz/) and
+// property-tested (tests/properties.rs) through `check_manifest_invariants`.
+
+/// The media type of a fetched manifest: its own `mediaType`, else the `Content-Type` the
+/// registry sent, else guessed from its shape. Only image manifests and indexes (OCI or
+/// Docker schema 2) are accepted. Errors read after "manifest X ".
+fn media_type_of(bytes: &[u8], header_type: Option<&str>) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default, rename = "mediaType")]
+        media_type: Option<String>,
+        #[serde(default, rename = "schemaVersion")]
+        schema_version: Option<u64>,
+        #[serde(default)]
+        manifests: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| format!("is not JSON: {e}"))?;
+    let media_type = probe
+        .media_type
+        .clone()
+        .or(header_type.filter(|t| *t != "application/json" && !t.is_empty()).map(str::to_owned))
+        .unwrap_or_else(|| if probe.manifests.is_some() { OCI_INDEX.to_owned() } else { OCI_MANIFEST.to_owned() });
+    if DOCKER_SCHEMA1.contains(&media_type.as_str()) || probe.schema_version == Some(1) {
+        return Err(
+            "is Docker schema 1, which is deprecated and not supported; push the image again with a current client"
+                .into(),
+        );
+    }
+    if ![OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].contains(&media_type.as_str()) {
+        return Err(format!("has media type {media_type:?}, which is not an image"));
+    }
+    Ok(media_type)
+}
+
+/// One entry of an image index, checked.
+#[derive(Debug)]
+struct IndexEntry {
+    digest: String,
+    size: u64,
+    is_index: bool,
+    platform: Option<PlatformSpec>,
+}
+
+/// The entries of an image index (OCI index or Docker manifest list), in order, each digest
+/// checked before it goes into a URL. Errors read after "index X ".
+fn index_entries(bytes: &[u8]) -> Result<Vec<IndexEntry>, String> {
+    let index: ImageIndex = serde_json::from_slice(bytes).map_err(|e| format!("is not a valid image index: {e}"))?;
+    index
+        .manifests()
+        .iter()
+        .map(|d| {
+            let digest = d.digest().to_string();
+            validate_digest(&digest)?;
+            Ok(IndexEntry {
+                digest,
+                size: d.size(),
+                is_index: is_index(d.media_type().as_ref()),
+                platform: d.platform().as_ref().map(PlatformSpec::of),
+            })
+        })
+        .collect()
+}
+
+/// The blobs an image manifest names (config, then layers), each digest checked. Errors read
+/// after "manifest X ".
+fn manifest_blobs(bytes: &[u8]) -> Result<Vec<Blob>, String> {
+    let manifest: ImageManifest =
+        serde_json::from_slice(bytes).map_err(|e| format!("is not a valid image manifest: {e}"))?;
+    std::iter::once(manifest.config())
+        .chain(manifest.layers().iter())
+        .map(|d| {
+            let digest = d.digest().to_string();
+            validate_digest(&digest)?;
+            Ok(Blob { digest, size: d.size() })
+        })
+        .collect()
+}
+
+/// The fuzz targets' and property tests' entry: read `bytes` the way `pull` reads a manifest
+/// the registry sent with `Content-Type: header_type`, and panic if an invariant breaks: what
+/// is accepted has an image media type, every digest that would go into a URL or a file name
+/// is valid, and a platform prints as something `--platform` reads back.
+#[doc(hidden)]
+pub fn check_manifest_invariants(bytes: &[u8], header_type: Option<&str>) {
+    let Ok(media_type) = media_type_of(bytes, header_type) else { return };
+    assert!([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].contains(&media_type.as_str()));
+    if is_index(&media_type) {
+        for entry in index_entries(bytes).unwrap_or_default() {
+            assert!(validate_digest(&entry.digest).is_ok(), "{:?}", entry.digest);
+            // A '/' inside a component (no real platform has one) cannot round-trip.
+            if let Some(p) = entry.platform.filter(|p| ![&p.os, &p.architecture].iter().any(|c| c.contains('/'))) {
+                let printed = p.to_string();
+                if let Ok(back) = printed.parse::<PlatformSpec>() {
+                    assert!(back.matches(&p), "{printed} does not select its own entry");
+                }
+            }
+        }
+    } else {
+        for blob in manifest_blobs(bytes).unwrap_or_default() {
+            assert!(validate_digest(&blob.digest).is_ok(), "{:?}", blob.digest);
+        }
+    }
+}
+
 /// How deep indexes may nest (an index naming an index naming ...): real images use one or
 /// two levels; the bound stops a registry from leading the walk on forever.
 const MAX_INDEX_DEPTH: usize = 4;
@@ -375,45 +476,42 @@ impl IndexWalk<'_> {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RegistryError>> + Send + 's>> {
         Box::pin(async move {
             let reference = self.reference;
-            let parsed: ImageIndex = serde_json::from_slice(&index.bytes).map_err(|e| {
-                RegistryError::new(
-                    ErrorKind::Protocol,
-                    format!("{reference}: the image index {} is not valid: {e}", index.digest),
-                )
-            })?;
+            let entries = index_entries(&index.bytes)
+                .map_err(|e| RegistryError::new(ErrorKind::Protocol, format!("{reference}: {} {e}", index.digest)))?;
             let want = match self.selector {
                 PlatformSelector::All => None,
                 PlatformSelector::One(p) => Some(p.clone()),
                 PlatformSelector::Host => Some(PlatformSpec::host()),
             };
-            for descriptor in parsed.manifests() {
+            for entry in entries {
                 if want.is_some() && !self.manifests.is_empty() {
                     break;
                 }
-                let digest = descriptor.digest().to_string();
-                if is_index(descriptor.media_type().as_ref()) {
+                if entry.is_index {
                     if depth + 1 >= MAX_INDEX_DEPTH {
                         return Err(RegistryError::new(
                             ErrorKind::Protocol,
-                            format!("{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep (at {digest})"),
+                            format!(
+                                "{reference}: image indexes nested more than {MAX_INDEX_DEPTH} deep (at {})",
+                                entry.digest
+                            ),
                         ));
                     }
-                    let inner = fetch_manifest(self.client, reference, &digest, Some(descriptor.size())).await?;
+                    let inner = fetch_manifest(self.client, reference, &entry.digest, Some(entry.size)).await?;
                     self.visit(&inner, depth + 1).await?;
                     self.nested.push(inner);
                     continue;
                 }
-                let platform = descriptor.platform().as_ref();
-                if let Some(p) = platform {
-                    self.seen_platforms.push(PlatformSpec::of(p).to_string());
+                if let Some(p) = &entry.platform {
+                    self.seen_platforms.push(p.to_string());
                 }
                 let chosen = match &want {
                     None => true,
-                    Some(want) => platform.is_some_and(|p| want.matches(p)),
+                    Some(want) => entry.platform.as_ref().is_some_and(|p| want.matches(p)),
                 };
                 if chosen {
-                    let fetched = fetch_manifest(self.client, reference, &digest, Some(descriptor.size())).await?;
-                    self.manifests.push((fetched, platform.map(PlatformSpec::of)));
+                    let fetched = fetch_manifest(self.client, reference, &entry.digest, Some(entry.size)).await?;
+                    self.manifests.push((fetched, entry.platform));
                 }
             }
             Ok(())
@@ -421,6 +519,7 @@ impl IndexWalk<'_> {
     }
 }
 
+/// GET a manifest by tag or digest, check it (digest, size, media type) and return it.
 async fn fetch_manifest(
     client: &RegistryClient,
     reference: &Reference,
@@ -484,37 +583,8 @@ async fn fetch_manifest(
     {
         return Err(mismatch(&format!("its descriptor says {size} bytes and it has {}", bytes.len())));
     }
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(default, rename = "mediaType")]
-        media_type: Option<String>,
-        #[serde(default, rename = "schemaVersion")]
-        schema_version: Option<u64>,
-        #[serde(default)]
-        manifests: Option<serde_json::Value>,
-    }
-    let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| {
-        RegistryError::new(ErrorKind::Protocol, format!("{reference}: manifest {tag_or_digest} is not JSON: {e}"))
-    })?;
-    let media_type = probe
-        .media_type
-        .clone()
-        .or(header_type.filter(|t| t != "application/json" && !t.is_empty()))
-        .unwrap_or_else(|| if probe.manifests.is_some() { OCI_INDEX.to_owned() } else { OCI_MANIFEST.to_owned() });
-    if DOCKER_SCHEMA1.contains(&media_type.as_str()) || probe.schema_version == Some(1) {
-        return Err(RegistryError::new(
-            ErrorKind::Protocol,
-            format!(
-                "{reference}: Docker schema 1 manifests are deprecated and not supported; push the image again with a current client"
-            ),
-        ));
-    }
-    if ![OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].contains(&media_type.as_str()) {
-        return Err(RegistryError::new(
-            ErrorKind::Protocol,
-            format!("{reference}: manifest {tag_or_digest} has media type {media_type:?}, which is not an image"),
-        ));
-    }
+    let media_type = media_type_of(&bytes, header_type.as_deref())
+        .map_err(|e| RegistryError::new(ErrorKind::Protocol, format!("{reference}: manifest {tag_or_digest} {e}")))?;
     Ok(Fetched { bytes, media_type, digest })
 }
 
@@ -875,10 +945,43 @@ mod tests {
         assert!("linux//v7".parse::<PlatformSpec>().is_err());
         let platform: Platform =
             serde_json::from_str(r#"{"architecture":"arm64","os":"linux","features":["sse4"]}"#).unwrap();
+        let platform = PlatformSpec::of(&platform);
         assert!("linux/arm64".parse::<PlatformSpec>().unwrap().matches(&platform));
         assert!("linux/arm64/v8".parse::<PlatformSpec>().unwrap().matches(&platform));
         assert!(!"linux/arm64/v9".parse::<PlatformSpec>().unwrap().matches(&platform));
         assert!(!"linux/amd64".parse::<PlatformSpec>().unwrap().matches(&platform));
+    }
+
+    #[test]
+    fn what_pull_accepts_from_a_registry() {
+        let hex = "a".repeat(64);
+        // Media type: its own, else the header, else its shape; only images.
+        assert_eq!(media_type_of(br#"{"manifests":[]}"#, None).unwrap(), OCI_INDEX);
+        assert_eq!(media_type_of(br#"{"layers":[]}"#, Some(DOCKER_MANIFEST)).unwrap(), DOCKER_MANIFEST);
+        assert_eq!(media_type_of(br#"{"layers":[]}"#, Some("application/json")).unwrap(), OCI_MANIFEST);
+        assert!(media_type_of(br#"{"schemaVersion":1}"#, None).unwrap_err().contains("schema 1"));
+        let artifact = br#"{"mediaType":"application/vnd.oci.artifact.manifest.v1+json"}"#;
+        assert!(media_type_of(artifact, None).unwrap_err().contains("not an image"));
+        assert!(media_type_of(b"<html>", None).unwrap_err().contains("not JSON"));
+        // Digests are checked before they go into a URL or a file name.
+        let index = |digest: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{digest}","size":1}}]}}"#
+            )
+        };
+        let entries = index_entries(index(&format!("sha256:{hex}")).as_bytes()).unwrap();
+        assert!(entries.len() == 1 && !entries[0].is_index && entries[0].platform.is_none());
+        assert!(index_entries(index("sha256:abc").as_bytes()).is_err());
+        assert!(index_entries(index("md5:d41d8cd98f00b204e9800998ecf8427e").as_bytes()).is_err());
+        let manifest = |layer: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"sha256:{hex}","size":2}},"layers":[{{"mediaType":"y","digest":"{layer}","size":3}}]}}"#
+            )
+        };
+        let blobs = manifest_blobs(manifest(&format!("sha512:{}", "b".repeat(128))).as_bytes()).unwrap();
+        assert_eq!(blobs.iter().map(|b| b.size).collect::<Vec<_>>(), [2, 3]);
+        assert!(manifest_blobs(manifest(&format!("sha256:{}", "A".repeat(64))).as_bytes()).is_err());
+        assert!(manifest_blobs(br#"{"schemaVersion":2}"#).is_err());
     }
 
     #[test]
