@@ -236,6 +236,37 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_callers_naming_a_rejected_token_refresh_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::new(dir.path(), "reg|mint");
+        let (margin, wait) = (Duration::from_secs(60), Duration::from_secs(30));
+        let mut first = token(600);
+        first.token = "first".into();
+        cache.get_or_refresh(margin, wait, None, || Ok(first)).unwrap();
+        let rejected: [u8; 32] = Sha256::digest(b"first").into();
+        let fetches = std::sync::atomic::AtomicUsize::new(0);
+        let answers: Vec<String> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..16)
+                .map(|_| {
+                    s.spawn(|| {
+                        let cache = TokenCache::new(dir.path(), "reg|mint");
+                        let got = cache.get_or_refresh(margin, wait, Some(&rejected), || {
+                            fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let mut t = token(600);
+                            t.token = "second".into();
+                            Ok(t)
+                        });
+                        got.unwrap().token.clone()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(answers.iter().all(|a| a == "second"), "{answers:?}");
+    }
+
+    #[test]
     fn corrupt_entry_is_a_miss_and_errors_keep_old_entry() {
         let dir = tempfile::tempdir().unwrap();
         let cache = TokenCache::new(dir.path(), "k");

@@ -349,4 +349,71 @@ fn an_index_of_indexes_is_walked_to_the_platform_and_kept_whole_with_all_platfor
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr_str().contains("nested more than 4 deep"), "{out}");
     assert!(check_layout(&env.path("deep")).is_empty());
+
+    // For one platform, an entry whose platform is known and not wanted is not followed (here
+    // it would lead past the depth bound), and the first match in index order wins: the arm64
+    // manifest two levels down, before a direct arm64 entry of another image.
+    let other = TestImage::build(8, &["linux/arm64"], 8 * 1024, false);
+    other.push(&registry.base(), REPO, "other", None);
+    let entry = |t: &str, d: &str, size: usize, platform: Option<&str>| {
+        let mut v = json!({"mediaType": t, "digest": d, "size": size});
+        if let Some((os, arch)) = platform.and_then(|p| p.split_once('/')) {
+            v["platform"] = json!({"os": os, "architecture": arch});
+        }
+        v
+    };
+    let (other_digest, other_len) = (other.manifest_digest("linux/arm64"), other.manifests[0].2.len());
+    let mixed = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        entry(OCI_INDEX, &top.0, top.1, Some("linux/s390x")),
+        entry(OCI_INDEX, &middle_digest, middle.len(), None),
+        entry(OCI_MANIFEST, &other_digest, other_len, Some("linux/arm64")),
+    ]})
+    .to_string();
+    push_manifest(&registry.base(), REPO, "mixed", OCI_INDEX, mixed.as_bytes(), None);
+    let mixed_ref = format!("{}/{REPO}:mixed", registry.host());
+    let out_dir = env.path("mixed");
+    env.latchkey(&pull_args(&mixed_ref, out_dir.to_str().unwrap(), &["--platform", "linux/arm64"]), b"")
+        .assert_success();
+    assert_eq!(index_entries(&out_dir)[0]["digest"], image.manifest_digest("linux/arm64").as_str());
+
+    // Named twice (directly and through another index): fetched and kept once.
+    let twice = index_of(&[
+        (OCI_INDEX, &image.index_digest, image.index.len()),
+        (OCI_INDEX, &middle_digest, middle.len()),
+        (OCI_INDEX, &image.index_digest, image.index.len()),
+    ]);
+    let twice_digest = push_manifest(&registry.base(), REPO, "twice", OCI_INDEX, &twice, None);
+    let before = registry.access_log().len();
+    let out_dir = env.path("twice");
+    let twice_ref = format!("{}/{REPO}:twice", registry.host());
+    let out = env.latchkey(&pull_args(&twice_ref, out_dir.to_str().unwrap(), &["--all-platforms", "--json"]), b"");
+    out.assert_success();
+    let listed: Vec<String> = summary(&out)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_owned())
+        .collect();
+    let mut expected = vec![twice_digest.clone(), middle_digest.clone(), image.index_digest.clone()];
+    expected.extend(image.manifests.iter().map(|(_, d, _)| d.clone()));
+    let (mut sorted, mut want) = (listed.clone(), expected);
+    sorted.sort();
+    want.sort();
+    assert_eq!(sorted, want, "each index and manifest once: {listed:?}");
+    let inner_gets = registry.access_log()[before..]
+        .iter()
+        .filter(|a| a.method == "GET" && a.path.ends_with(&format!("/manifests/{}", image.index_digest)))
+        .count();
+    assert_eq!(inner_gets, 1, "the twice-named index is fetched once");
+
+    // An empty index is legal: --all-platforms pulls it as it is; one platform is no match.
+    let empty = index_of(&[]);
+    let empty_digest = push_manifest(&registry.base(), REPO, "empty", OCI_INDEX, &empty, None);
+    let empty_ref = format!("{}/{REPO}:empty", registry.host());
+    let out_dir = env.path("empty");
+    env.latchkey(&pull_args(&empty_ref, out_dir.to_str().unwrap(), &["--all-platforms"]), b"").assert_success();
+    assert_eq!(check_layout(&out_dir), [empty_digest]);
+    let out = env.latchkey(&pull_args(&empty_ref, env.path("empty1").to_str().unwrap(), &[]), b"");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr_str().contains("has no manifest for linux/amd64"), "{out}");
 }

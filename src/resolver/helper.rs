@@ -130,9 +130,15 @@ fn run_get(
     let mut command = Command::new(&program);
     // The helper's hints (log in here, touch your key, ...) are for the user.
     command.arg("get").stderr(Stdio::inherit());
-    if let Some(token) = rejected {
-        let digest = data_encoding::HEXLOWER.encode(&Sha256::digest(token.expose().as_bytes()));
-        command.env(ENV_REJECTED_TOKEN_SHA256, digest);
+    match rejected {
+        Some(token) => {
+            let digest = data_encoding::HEXLOWER.encode(&Sha256::digest(token.expose().as_bytes()));
+            command.env(ENV_REJECTED_TOKEN_SHA256, digest);
+        }
+        // Not a value left in this process's own environment: only a refusal seen here counts.
+        None => {
+            command.env_remove(ENV_REJECTED_TOKEN_SHA256);
+        }
     }
     let done =
         run_bounded(&mut command, Some(server_url.as_bytes()), MAX_ANSWER_BYTES, timeout).map_err(|e| match e {

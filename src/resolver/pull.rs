@@ -10,7 +10,7 @@
 //! a partial file in `blobs/`. Docker's schema 2 manifests and manifest lists are accepted
 //! and kept as they are (their digests are the registry's).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
@@ -225,17 +225,19 @@ pub async fn pull(
         let mut walk = IndexWalk {
             client,
             reference,
-            selector: &options.platforms,
+            want: match &options.platforms {
+                PlatformSelector::All => None,
+                PlatformSelector::One(p) => Some(p.clone()),
+                PlatformSelector::Host => Some(PlatformSpec::host()),
+            },
             manifests: Vec::new(),
             nested: Vec::new(),
             seen_platforms: Vec::new(),
+            visited: HashSet::from([top.digest.clone()]),
         };
         walk.visit(&top, 0).await?;
-        if walk.manifests.is_empty() {
-            let want = match &options.platforms {
-                PlatformSelector::One(p) => p.clone(),
-                _ => PlatformSpec::host(),
-            };
+        // An empty index is legal: --all-platforms pulls it as it is.
+        if let (Some(want), true) = (&walk.want, walk.manifests.is_empty()) {
             return Err(RegistryError::new(
                 ErrorKind::NoMatch,
                 format!(
@@ -430,11 +432,20 @@ fn manifest_blobs(bytes: &[u8]) -> Result<Vec<Blob>, String> {
 /// is valid, and a platform prints as something `--platform` reads back.
 #[doc(hidden)]
 pub fn check_manifest_invariants(bytes: &[u8], header_type: Option<&str>) {
+    // Independent of `validate_digest`: what a URL path segment and a file name under
+    // blobs/<alg>/ may safely be.
+    let safe = |digest: &str| match digest.split_once(':') {
+        Some(("sha256", hex)) | Some(("sha512", hex)) => {
+            hex.len() == if digest.starts_with("sha256") { 64 } else { 128 }
+                && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+        _ => false,
+    };
     let Ok(media_type) = media_type_of(bytes, header_type) else { return };
     assert!([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].contains(&media_type.as_str()));
     if is_index(&media_type) {
         for entry in index_entries(bytes).unwrap_or_default() {
-            assert!(validate_digest(&entry.digest).is_ok(), "{:?}", entry.digest);
+            assert!(safe(&entry.digest), "{:?}", entry.digest);
             // A '/' inside a component (no real platform has one) cannot round-trip.
             if let Some(p) = entry.platform.filter(|p| ![&p.os, &p.architecture].iter().any(|c| c.contains('/'))) {
                 let printed = p.to_string();
@@ -445,7 +456,7 @@ pub fn check_manifest_invariants(bytes: &[u8], header_type: Option<&str>) {
         }
     } else {
         for blob in manifest_blobs(bytes).unwrap_or_default() {
-            assert!(validate_digest(&blob.digest).is_ok(), "{:?}", blob.digest);
+            assert!(safe(&blob.digest), "{:?}", blob.digest);
         }
     }
 }
@@ -458,13 +469,18 @@ const MAX_INDEX_DEPTH: usize = 4;
 struct IndexWalk<'a> {
     client: &'a RegistryClient,
     reference: &'a Reference,
-    selector: &'a PlatformSelector,
+    /// The platform to find, or `None` for every manifest.
+    want: Option<PlatformSpec>,
     /// The chosen image manifests: every one for `All`, else the first match.
     manifests: Vec<(Fetched, Option<PlatformSpec>)>,
     /// Indexes below the top one, each after everything it names.
     nested: Vec<Fetched>,
     /// Platforms met on the way, for a "no match" message.
     seen_platforms: Vec<String>,
+    /// Digests already taken: an index may name something twice, or two indexes the same
+    /// thing, and each is fetched and kept once (else a hostile registry could make the walk
+    /// grow with the product of the indexes' sizes).
+    visited: HashSet<String>,
 }
 
 impl IndexWalk<'_> {
@@ -476,16 +492,28 @@ impl IndexWalk<'_> {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RegistryError>> + Send + 's>> {
         Box::pin(async move {
             let reference = self.reference;
-            let entries = index_entries(&index.bytes)
-                .map_err(|e| RegistryError::new(ErrorKind::Protocol, format!("{reference}: {} {e}", index.digest)))?;
-            let want = match self.selector {
-                PlatformSelector::All => None,
-                PlatformSelector::One(p) => Some(p.clone()),
-                PlatformSelector::Host => Some(PlatformSpec::host()),
-            };
+            let entries = index_entries(&index.bytes).map_err(|e| {
+                RegistryError::new(ErrorKind::Protocol, format!("{reference}: index {} {e}", index.digest))
+            })?;
             for entry in entries {
-                if want.is_some() && !self.manifests.is_empty() {
+                if self.want.is_some() && !self.manifests.is_empty() {
                     break;
+                }
+                // For one platform: an entry whose platform is known must match; one without a
+                // platform can only lead to a match if it is an index.
+                let wanted = match (&self.want, &entry.platform) {
+                    (Some(want), Some(p)) => want.matches(p),
+                    (Some(_), None) => entry.is_index,
+                    (None, _) => true,
+                };
+                if let Some(p) = &entry.platform {
+                    let p = p.to_string();
+                    if !self.seen_platforms.contains(&p) {
+                        self.seen_platforms.push(p);
+                    }
+                }
+                if !wanted || !self.visited.insert(entry.digest.clone()) {
+                    continue;
                 }
                 if entry.is_index {
                     if depth + 1 >= MAX_INDEX_DEPTH {
@@ -500,16 +528,7 @@ impl IndexWalk<'_> {
                     let inner = fetch_manifest(self.client, reference, &entry.digest, Some(entry.size)).await?;
                     self.visit(&inner, depth + 1).await?;
                     self.nested.push(inner);
-                    continue;
-                }
-                if let Some(p) = &entry.platform {
-                    self.seen_platforms.push(p.to_string());
-                }
-                let chosen = match &want {
-                    None => true,
-                    Some(want) => entry.platform.as_ref().is_some_and(|p| want.matches(p)),
-                };
-                if chosen {
+                } else {
                     let fetched = fetch_manifest(self.client, reference, &entry.digest, Some(entry.size)).await?;
                     self.manifests.push((fetched, entry.platform));
                 }

@@ -7,15 +7,20 @@ use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 
 /// `LATCHKEY_QR=1` always prints the code, `0` never; unset, it is printed when stderr is a
-/// terminal that can draw it.
+/// terminal that can draw it (not `TERM=dumb`).
 pub const ENV_QR: &str = "LATCHKEY_QR";
 
 /// Whether to print a QR code now.
 pub fn wanted() -> bool {
+    let auto = || std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
     match std::env::var(ENV_QR).ok().as_deref().map(str::trim) {
-        Some("1" | "true" | "yes" | "always") => true,
-        Some("0" | "false" | "no" | "never") => false,
-        _ => std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb"),
+        None | Some("") => auto(),
+        Some("1" | "true" | "yes") => true,
+        Some("0" | "false" | "no") => false,
+        Some(other) => {
+            eprintln!("latchkey: {ENV_QR}={other:?} is not 0 or 1; ignored");
+            auto()
+        }
     }
 }
 
