@@ -1,4 +1,4 @@
-//! Command-line entry: protocol verbs go straight to [`crate::protocol::serve`] (the hot
+//! Command-line entry: protocol verbs go straight to [`latchkey_protocol::helper::serve`] (the hot
 //! path: no clap, no extra work); everything else is a clap subcommand for humans.
 
 use std::ffi::OsString;
@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::helper::Latchkey;
-use crate::protocol;
+use latchkey_protocol::helper as protocol;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,9 +66,9 @@ pub enum Command {
         registry: String,
     },
     /// Pull an image into an OCI image layout, with credentials resolved from docker's config
-    Pull(crate::resolver::command::PullArgs),
+    Pull(crate::resolver_command::PullArgs),
     /// Print (or --write) a containerd hosts.toml carrying a static-bearer registry's header
-    HostsToml(crate::resolver::command::HostsTomlArgs),
+    HostsToml(crate::resolver_command::HostsTomlArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -128,7 +128,7 @@ fn serve_protocol(program: &str, args: &[String]) -> ExitCode {
 struct BrokenConfig(String);
 
 impl protocol::Helper for BrokenConfig {
-    fn get(&mut self, _: &str) -> Result<(String, crate::secret::Secret<String>), protocol::HelperError> {
+    fn get(&mut self, _: &str) -> Result<(String, latchkey_protocol::secret::Secret<String>), protocol::HelperError> {
         Err(protocol::HelperError::Failed(self.0.clone()))
     }
     fn store(&mut self, _: protocol::Credentials) -> Result<(), protocol::HelperError> {
@@ -177,8 +177,8 @@ fn run_subcommand(cli: Cli) -> ExitCode {
         Command::Header { registry } => print_token(&registry, "Authorization: Bearer "),
         Command::Login { registry } => device_command(&registry, true),
         Command::Logout { registry } => device_command(&registry, false),
-        Command::Pull(args) => crate::resolver::command::pull(&args),
-        Command::HostsToml(args) => crate::resolver::command::hosts_toml(&args),
+        Command::Pull(args) => crate::resolver_command::pull(&args),
+        Command::HostsToml(args) => crate::resolver_command::hosts_toml(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "docker-credential-latchkey", &mut std::io::stdout());
             Ok(())

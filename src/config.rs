@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::server_url::RegistryKey;
 use crate::source::device::DeviceConfig;
 use crate::source::static_bearer::IdentitySource;
-use crate::store::StoreKind;
+use latchkey_protocol::server_url::RegistryKey;
+use latchkey_store::StoreKind;
 
 /// Config files are a few KiB; refuse anything absurd before parsing it.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;

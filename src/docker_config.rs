@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::fsutil;
-use crate::server_url::{DOCKER_HUB, RegistryKey};
+use latchkey_fs as fsutil;
+use latchkey_protocol::server_url::{DOCKER_HUB, RegistryKey};
 
 /// The helper suffix: docker runs `docker-credential-` + this.
 pub const HELPER: &str = "latchkey";

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::config::{Config, Mode};
-use crate::protocol::{Credentials, Helper, HelperError};
-use crate::secret::Secret;
-use crate::server_url::RegistryKey;
 use crate::source::device::{DeviceConfig, DeviceSource};
 use crate::source::static_bearer::{DEFAULT_MIN_VALIDITY_SECS, StaticBearer};
 use crate::source::{CredentialSource, stored::StoredSource};
-use crate::store::{self, Opened, Store, StoreKind, StoredCredential};
+use latchkey_protocol::helper::{Credentials, Helper, HelperError};
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::RegistryKey;
+use latchkey_store::{self as store, Opened, Store, StoreKind, StoredCredential};
 use std::time::Duration;
 
 pub struct Latchkey {
@@ -104,8 +104,8 @@ fn notice_fallback_once(data_dir: &std::path::Path, reason: &str, described: &st
     eprintln!(
         "latchkey: the OS keyring is not usable ({reason}); using the {described}. Set store = \"file\" in the config to silence this, or fix the keyring and it will be used again."
     );
-    if crate::fsutil::ensure_private_dir(data_dir).is_ok() {
-        let _ = crate::fsutil::write_atomic(&marker, reason.as_bytes(), 0o600);
+    if latchkey_fs::ensure_private_dir(data_dir).is_ok() {
+        let _ = latchkey_fs::write_atomic(&marker, reason.as_bytes(), 0o600);
     }
 }
 

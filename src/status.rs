@@ -85,7 +85,7 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
         Ok(opened) => {
             let why = match (&opened.fallback_reason, store_kind) {
                 (Some(reason), _) => format!("auto: the OS keyring is not usable ({reason})"),
-                (None, crate::store::StoreKind::Auto) => "auto: the OS keyring answered".to_owned(),
+                (None, latchkey_store::StoreKind::Auto) => "auto: the OS keyring answered".to_owned(),
                 (None, kind) => format!("configured: store = {kind:?}").to_lowercase(),
             };
             let kind = format!("{:?}", opened.kind).to_lowercase();

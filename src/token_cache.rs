@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::fsutil;
-use crate::secret::Secret;
+use latchkey_fs as fsutil;
+use latchkey_protocol::secret::Secret;
 
 const MAX_ENTRY_BYTES: u64 = 128 * 1024;
 

@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use device_auth::{AuthServer, StandInBrowser};
-use latchkey::jwt::{self, Algorithm, KeyIdHeader, MintSpec};
-use latchkey::secret::Secret;
+use latchkey_jwt::{self as jwt, Algorithm, KeyIdHeader, MintSpec};
+use latchkey_protocol::secret::Secret;
 
 const SERVICE: &str = "latchkey-device-registry";
 const ISSUER: &str = "latchkey-device-issuer";

@@ -9,11 +9,11 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use latchkey::config::Config;
-use latchkey::jwt;
-use latchkey::protocol::{self, HelperError};
-use latchkey::secret::Secret;
-use latchkey::server_url::RegistryKey;
 use latchkey::source::device::session::parse_challenge;
+use latchkey_jwt as jwt;
+use latchkey_protocol::helper::{self as protocol, HelperError};
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::RegistryKey;
 use proptest::prelude::*;
 
 fn cases(n: u32) -> ProptestConfig {
@@ -423,7 +423,7 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..200),
         header in proptest::option::of("[a-z./+-]{0,40}"),
     ) {
-        latchkey::resolver::pull::check_manifest_invariants(&bytes, header.as_deref());
+        latchkey_resolver::pull::check_manifest_invariants(&bytes, header.as_deref());
     }
 
     #[test]
@@ -447,6 +447,6 @@ proptest! {
         if let Some(t) = media_type {
             doc["mediaType"] = t.into();
         }
-        latchkey::resolver::pull::check_manifest_invariants(doc.to_string().as_bytes(), None);
+        latchkey_resolver::pull::check_manifest_invariants(doc.to_string().as_bytes(), None);
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestEnv;
-use latchkey::resolver::pull::{PlatformSelector, PullOptions, Quiet};
-use latchkey::resolver::{ClientOptions, Credential, Reference, RegistryClient, Resolver};
+use latchkey_resolver::pull::{PlatformSelector, PullOptions, Quiet};
+use latchkey_resolver::{ClientOptions, Credential, Reference, RegistryClient, Resolver};
 use resolver_support::*;
 use serde_json::json;
 
@@ -40,7 +40,7 @@ fn library_pull_with_a_registrytoken_from_auths() {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let summary = runtime
-        .block_on(latchkey::resolver::pull(&client, &reference, &options, Arc::new(Quiet)))
+        .block_on(latchkey_resolver::pull(&client, &reference, &options, Arc::new(Quiet)))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary.digest, image.manifest_digest("linux/arm64"));
     assert_eq!(check_layout(&options.output), image.platform_digests("linux/arm64"));
@@ -69,8 +69,8 @@ fn hosts_toml_carries_a_working_header_and_its_expiry() {
     assert_eq!(parsed["server"].as_str(), Some(server.as_str()));
     let header = parsed["host"][&server]["header"]["Authorization"].as_str().unwrap().to_owned();
     let token = header.strip_prefix("Bearer ").unwrap();
-    let claims = latchkey::jwt::inspect(token).unwrap();
-    let exp = latchkey::jwt::rfc3339(claims.expires_at.unwrap());
+    let claims = latchkey_jwt::inspect(token).unwrap();
+    let exp = latchkey_jwt::rfc3339(claims.expires_at.unwrap());
     assert!(text.contains(&format!("WARNING: the bearer token below EXPIRES at {exp}")), "{text}");
     assert!(text.contains("Rewrite this file before then"), "{text}");
     assert_eq!(parsed["host"][&server]["capabilities"].as_array().unwrap().len(), 2);

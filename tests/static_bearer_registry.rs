@@ -1,4 +1,4 @@
-//! End to end: JWTs minted by `latchkey::jwt` and sent verbatim as `Authorization: Bearer <JWT>`
+//! End to end: JWTs minted by `latchkey_jwt` and sent verbatim as `Authorization: Bearer <JWT>`
 //! to a real Debian Distribution (`docker-registry` 2.8) in `auth: token` mode, with no challenge
 //! flow: the registry's realm is a recorder that must never be called.
 //!
@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use latchkey::jwt::{self, Algorithm, JwtError, KeyIdHeader, MintSpec};
-use latchkey::secret::Secret;
+use latchkey_jwt::{self as jwt, Algorithm, JwtError, KeyIdHeader, MintSpec};
+use latchkey_protocol::secret::Secret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

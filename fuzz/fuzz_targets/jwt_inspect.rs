@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use latchkey::jwt;
+use latchkey_jwt as jwt;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

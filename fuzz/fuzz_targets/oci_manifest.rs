@@ -14,5 +14,5 @@ const HEADER_TYPES: [Option<&str>; 4] = [
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the Content-Type the "registry" sent.
     let Some((&pick, bytes)) = data.split_first() else { return };
-    latchkey::resolver::pull::check_manifest_invariants(bytes, HEADER_TYPES[usize::from(pick % 4)]);
+    latchkey_resolver::pull::check_manifest_invariants(bytes, HEADER_TYPES[usize::from(pick % 4)]);
 });

@@ -2,7 +2,7 @@
 //! back to the same credentials.
 #![no_main]
 
-use latchkey::protocol;
+use latchkey_protocol::helper as protocol;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

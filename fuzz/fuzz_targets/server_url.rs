@@ -1,7 +1,7 @@
 //! Server-URL normalisation: never panics; an accepted key is a fixed point.
 #![no_main]
 
-use latchkey::server_url::RegistryKey;
+use latchkey_protocol::server_url::RegistryKey;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

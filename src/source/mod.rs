@@ -1,9 +1,9 @@
 //! Credential sources: where a `get` answer comes from. Each registry's mode picks one;
 //! they are peers behind [`CredentialSource`].
 
-use crate::protocol::HelperError;
-use crate::secret::Secret;
-use crate::server_url::RegistryKey;
+use latchkey_protocol::helper::HelperError;
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::RegistryKey;
 
 pub mod device;
 pub mod static_bearer;

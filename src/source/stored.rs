@@ -1,9 +1,9 @@
 //! The classic helper: answer with what `store` saved.
 
 use super::{Answer, CredentialSource};
-use crate::protocol::HelperError;
-use crate::server_url::RegistryKey;
-use crate::store::Store;
+use latchkey_protocol::helper::HelperError;
+use latchkey_protocol::server_url::RegistryKey;
+use latchkey_store::Store;
 
 pub struct StoredSource<'a> {
     pub store: &'a dyn Store,

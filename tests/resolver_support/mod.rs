@@ -1,6 +1,6 @@
 //! Fixtures for the resolver and `pull` tests: a Distribution registry with its access log on,
 //! a token service that records every request (and can issue registry JWTs signed with
-//! `latchkey::jwt::mint`), multi-platform test images pushed over HTTP, a fault-injecting
+//! `latchkey_jwt::mint`), multi-platform test images pushed over HTTP, a fault-injecting
 //! proxy, a "CDN" that records what it is sent, and layout checks.
 //!
 //! Every server here listens on 127.0.0.1 only, stops when dropped, and bounds its waits.
@@ -40,10 +40,10 @@ pub fn signing_cert_path() -> PathBuf {
 pub fn registry_jwt(repo: &str, actions: &[&str], lifetime: Duration) -> String {
     let mut extra = serde_json::Map::new();
     extra.insert("access".into(), json!([{"type": "repository", "name": repo, "actions": actions}]));
-    let spec = latchkey::jwt::MintSpec {
-        algorithm: latchkey::jwt::Algorithm::ES256,
+    let spec = latchkey_jwt::MintSpec {
+        algorithm: latchkey_jwt::Algorithm::ES256,
         private_key_pem: fs::read_to_string(signing_key_path()).unwrap().into(),
-        key_id: latchkey::jwt::KeyIdHeader::Libtrust,
+        key_id: latchkey_jwt::KeyIdHeader::Libtrust,
         issuer: ISSUER.into(),
         subject: "resolver-test".into(),
         audience: SERVICE.into(),
@@ -51,7 +51,7 @@ pub fn registry_jwt(repo: &str, actions: &[&str], lifetime: Duration) -> String 
         not_before_skew: Duration::from_secs(30),
         extra_claims: extra,
     };
-    latchkey::jwt::mint(&spec, SystemTime::now()).unwrap().expose().clone()
+    latchkey_jwt::mint(&spec, SystemTime::now()).unwrap().expose().clone()
 }
 
 // =============================================================================================

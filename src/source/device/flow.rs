@@ -12,10 +12,10 @@ use serde::Deserialize;
 
 use super::DeviceConfig;
 use crate::browser::{self, printable};
-use crate::http;
-use crate::secret::Secret;
-use crate::server_url::RegistryKey;
 use crate::status::human_secs;
+use latchkey_http as http;
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::RegistryKey;
 
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// RFC 8628 §3.2: without `interval`, poll every 5 s.

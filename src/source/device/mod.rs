@@ -21,11 +21,11 @@ use serde::Deserialize;
 
 use super::{Answer, CredentialSource};
 use crate::browser::{self, AllowedHosts, check_endpoint_url, printable};
-use crate::protocol::HelperError;
-use crate::secret::Secret;
-use crate::server_url::RegistryKey;
 use crate::status::human_secs;
-use crate::store::{Store, StoredCredential};
+use latchkey_protocol::helper::HelperError;
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::RegistryKey;
+use latchkey_store::{Store, StoredCredential};
 use session::{Endpoint, SessionCache, Verdict};
 
 /// The exact command a user runs to (re)create a device secret.
@@ -534,7 +534,7 @@ fn wait_for_lock(file: &std::fs::File, bound: Duration) -> Result<(), ()> {
 
 /// `login REGISTRY`: run the device grant and store the secret. Ctrl-C before the answer
 /// stores nothing; once the answer is in, the write completes before the process exits.
-pub fn login(key: &RegistryKey, config: &DeviceConfig, opened: &crate::store::Opened) -> Result<(), String> {
+pub fn login(key: &RegistryKey, config: &DeviceConfig, opened: &latchkey_store::Opened) -> Result<(), String> {
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
@@ -585,7 +585,7 @@ pub fn logout(key: &RegistryKey, config: &DeviceConfig, store: &dyn Store, revok
 /// RFC 7009: POST token=<secret>, token_type_hint, client_id.
 fn revoke_secret(url: &str, config: &DeviceConfig, secret: &Secret<String>) -> Result<(), String> {
     let client =
-        crate::http::Client::new("revocation endpoint", Duration::from_secs(config.timeout_secs))?.redacting(secret);
+        latchkey_http::Client::new("revocation endpoint", Duration::from_secs(config.timeout_secs))?.redacting(secret);
     let form = serde_urlencoded::to_string([
         ("token", secret.expose().as_str()),
         ("token_type_hint", "refresh_token"),

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::browser::{check_endpoint_url, printable};
-use crate::fsutil;
-use crate::http;
-use crate::secret::Secret;
-use crate::server_url::RegistryKey;
+use latchkey_fs as fsutil;
+use latchkey_http as http;
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::RegistryKey;
 
 /// The token endpoint a device secret is checked at.
 #[derive(Debug, Clone, PartialEq, Eq)]

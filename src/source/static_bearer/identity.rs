@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::http;
-use crate::secret::Secret;
+use latchkey_http as http;
+use latchkey_protocol::secret::Secret;
 
 /// Tokens are a few KiB; a source handing over more is broken.
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
@@ -89,7 +89,7 @@ pub enum IdentitySource {
     /// latchkey signs the JWT itself.
     #[serde(rename_all = "kebab-case")]
     Mint {
-        algorithm: crate::jwt::Algorithm,
+        algorithm: latchkey_jwt::Algorithm,
         private_key_file: PathBuf,
         /// PEM chain (leaf first) to send as `x5c`; with it, no `kid` is sent unless asked.
         #[serde(default)]
@@ -298,7 +298,7 @@ fn token_text(text: String, source: &str) -> Result<Secret<String>, String> {
 }
 
 fn run_command(argv: &[String], timeout: Duration) -> Result<Secret<String>, String> {
-    use crate::process::{RunError, run_bounded};
+    use latchkey_protocol::process::{RunError, run_bounded};
     let program = argv.first().ok_or("argv must name a program")?;
     let what = format!("command {program:?}");
     let mut command = Command::new(program);

@@ -10,19 +10,14 @@ use std::time::{Duration, SystemTime};
 pub use identity::IdentitySource;
 
 use super::{Answer, CredentialSource};
-use crate::jwt;
-use crate::protocol::HelperError;
-use crate::server_url::RegistryKey;
 use crate::token_cache::{CachedToken, TokenCache, unix};
+use latchkey_jwt as jwt;
+use latchkey_protocol::helper::HelperError;
+use latchkey_protocol::server_url::RegistryKey;
 
-/// The username convention rules_oci (and latchkey's resolver) read as "send Secret as a bearer".
-pub const STATIC_BEARER_USERNAME: &str = "<static_bearer>";
+pub use latchkey_protocol::{ENV_REJECTED_TOKEN_SHA256, STATIC_BEARER_USERNAME};
 /// Default safety margin: a token must stay valid this long after we hand it out.
 pub const DEFAULT_MIN_VALIDITY_SECS: u64 = 120;
-/// Set by a client that asks again after a registry refused the token (latchkey's resolver
-/// does): the hex SHA-256 of the refused token. If that is the cached one, it is replaced.
-/// Other helpers ignore the variable, and the hash does not reveal the token.
-pub const ENV_REJECTED_TOKEN_SHA256: &str = "LATCHKEY_REJECTED_TOKEN_SHA256";
 
 pub struct StaticBearer<'a> {
     pub key: &'a RegistryKey,
@@ -110,7 +105,7 @@ fn rejected_from_env() -> Option<[u8; 32]> {
     }
 }
 
-fn mint(identity: &IdentitySource, now: SystemTime) -> Result<crate::secret::Secret<String>, String> {
+fn mint(identity: &IdentitySource, now: SystemTime) -> Result<latchkey_protocol::secret::Secret<String>, String> {
     let IdentitySource::Mint {
         algorithm,
         private_key_file,
@@ -129,7 +124,7 @@ fn mint(identity: &IdentitySource, now: SystemTime) -> Result<crate::secret::Sec
     let read = |path: &PathBuf, what: &str| {
         std::fs::read_to_string(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
     };
-    let private_key_pem = crate::secret::Secret::new(read(private_key_file, "private key file")?);
+    let private_key_pem = latchkey_protocol::secret::Secret::new(read(private_key_file, "private key file")?);
     let key_id = match (kid.as_deref(), certificate_chain_file) {
         (Some("none"), None) => jwt::KeyIdHeader::None,
         (Some("libtrust"), None) | (None, None) => jwt::KeyIdHeader::Libtrust,

@@ -180,7 +180,7 @@ fn pick<'a, T>(entries: &'a [(RegistryKey, String, T)], registry: &RegistryKey) 
 /// The spellings docker and skopeo look up, in the order they would find them.
 fn preferred_keys(registry: &RegistryKey) -> Vec<String> {
     if registry.as_str() == crate::server_url::DOCKER_HUB {
-        vec![super::DOCKER_HUB_SERVER_URL.to_owned(), "docker.io".to_owned(), "index.docker.io".to_owned()]
+        vec![crate::DOCKER_HUB_SERVER_URL.to_owned(), "docker.io".to_owned(), "index.docker.io".to_owned()]
     } else {
         vec![registry.as_str().to_owned()]
     }

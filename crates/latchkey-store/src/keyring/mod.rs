@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{Store, StoreError, StoredCredential};
-use crate::secret::Secret;
-use crate::server_url::RegistryKey;
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::RegistryKey;
 
 // Compiled everywhere so its tests run on every platform; only Windows needs it.
 #[cfg_attr(not(windows), allow(dead_code))]

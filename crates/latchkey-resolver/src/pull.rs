@@ -572,7 +572,7 @@ async fn fetch_manifest(
             Err(e) => {
                 return Err(RegistryError::new(
                     ErrorKind::Transport,
-                    format!("{reference}: reading manifest {tag_or_digest}: {}", crate::http::error_chain(&e)),
+                    format!("{reference}: reading manifest {tag_or_digest}: {}", latchkey_http::error_chain(&e)),
                 ));
             }
         }
@@ -770,7 +770,7 @@ async fn fetch_blob(
                             "{reference}: blob {} broke off after {received} of {} bytes ({}), {} attempts; nothing was written",
                             blob.digest,
                             blob.size,
-                            crate::http::error_chain(&e),
+                            latchkey_http::error_chain(&e),
                             attempt + 1
                         ),
                     ));
@@ -926,11 +926,11 @@ impl Layout {
         manifests.push(descriptor);
         let layout_marker = self.root.join("oci-layout");
         if !layout_marker.exists() {
-            crate::fsutil::write_atomic(&layout_marker, br#"{"imageLayoutVersion":"1.0.0"}"#, 0o644)
+            latchkey_fs::write_atomic(&layout_marker, br#"{"imageLayoutVersion":"1.0.0"}"#, 0o644)
                 .map_err(|e| io_error("cannot write", &layout_marker, e))?;
         }
         let text = serde_json::to_vec(&index).expect("JSON serialises");
-        crate::fsutil::write_atomic(&index_path, &text, 0o644).map_err(|e| io_error("cannot write", &index_path, e))
+        latchkey_fs::write_atomic(&index_path, &text, 0o644).map_err(|e| io_error("cannot write", &index_path, e))
     }
 }
 

@@ -24,9 +24,9 @@ use reqwest::{StatusCode, Url};
 use serde::Serialize;
 
 use super::{Credential, Resolved, Resolver};
-use crate::http::error_chain;
-use crate::secret::Secret;
-use crate::server_url::RegistryKey;
+use latchkey_http::error_chain;
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::RegistryKey;
 
 /// Redirect hops followed before giving up.
 pub const MAX_REDIRECTS: usize = 5;

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use crate::secret::Secret;
+use latchkey_protocol::secret::Secret;
 
 /// Bodies latchkey reads are tokens and small JSON documents.
 pub const MAX_BODY_BYTES: u64 = 256 * 1024;

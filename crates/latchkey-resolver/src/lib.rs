@@ -13,7 +13,7 @@
 //!
 //! Lookup order per registry, as docker does it: `credHelpers[host]`, then `credsStore`, then
 //! `auths[host]` (Docker Hub's spellings are one registry). Files are read in the order of
-//! [`config::default_files`]; the first file that configures the registry decides. Each
+//! [`latchkey_protocol::auth_files::default_files`]; the first file that configures the registry decides. Each
 //! registry's helper runs at most once per [`Resolver`] (the answer is cached for the
 //! process), with a deadline, its stderr passed through.
 //!
@@ -23,7 +23,7 @@
 //! # Example
 //!
 //! ```
-//! use latchkey::resolver::{Credential, Resolver};
+//! use latchkey_resolver::{Credential, Resolver};
 //!
 //! let resolver = Resolver::from_json(r#"{
 //!     "auths": {
@@ -43,8 +43,8 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use latchkey::resolver::pull::{PlatformSelector, Quiet};
-//! use latchkey::resolver::{pull, ClientOptions, Credential, PullOptions, Reference, RegistryClient, Resolver};
+//! use latchkey_resolver::pull::{PlatformSelector, Quiet};
+//! use latchkey_resolver::{pull, ClientOptions, Credential, PullOptions, Reference, RegistryClient, Resolver};
 //!
 //! async fn pull_app() -> Result<(), Box<dyn std::error::Error>> {
 //!     let resolver = Arc::new(Resolver::from_env()?); // docker config.json, then auth.json
@@ -65,9 +65,6 @@
 //! ```
 
 pub mod client;
-pub mod command;
-pub mod config;
-pub mod helper;
 pub mod hosts_toml;
 pub mod pull;
 pub mod reference;
@@ -79,19 +76,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub use client::{ClientOptions, ClientStats, RegistryClient, RegistryError};
-pub use config::{AuthFile, AuthFileKind, ConfigFileError};
-pub use helper::{HelperCallError, HelperCredentials};
+pub use latchkey_protocol::auth_files::{AuthFile, AuthFileKind, ConfigFileError};
+pub use latchkey_protocol::client::{HelperCallError, HelperCredentials};
 pub use pull::{PlatformSelector, PullOptions, PullSummary, pull};
 pub use reference::Reference;
 
-use crate::secret::Secret;
-use crate::server_url::{DOCKER_HUB, InvalidServerUrl, RegistryKey};
-use crate::source::static_bearer::STATIC_BEARER_USERNAME;
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::{DOCKER_HUB, InvalidServerUrl, RegistryKey};
+pub use latchkey_protocol::{DOCKER_HUB_SERVER_URL, IDENTITY_TOKEN_USERNAME, STATIC_BEARER_USERNAME};
 
-/// The server URL docker passes to helpers for Docker Hub (`registry.IndexServer`).
-pub const DOCKER_HUB_SERVER_URL: &str = "https://index.docker.io/v1/";
-/// The username convention for an identity (OAuth2 refresh) token.
-pub const IDENTITY_TOKEN_USERNAME: &str = "<token>";
 /// How long a helper may take by default before it is stopped.
 pub const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -190,10 +183,10 @@ pub struct Resolver {
 pub type ResolverError = ConfigFileError;
 
 impl Resolver {
-    /// Read the default files ([`config::default_files`]). Missing files are fine; a file that
+    /// Read the default files ([`latchkey_protocol::auth_files::default_files`]). Missing files are fine; a file that
     /// exists but cannot be read or parsed is an error.
     pub fn from_env() -> Result<Resolver, ResolverError> {
-        Resolver::from_files(config::default_files())
+        Resolver::from_files(latchkey_protocol::auth_files::default_files())
     }
 
     /// Read these files, in this order of precedence.
@@ -312,8 +305,8 @@ impl Resolver {
         let server_url = if key.as_str() == DOCKER_HUB { DOCKER_HUB_SERVER_URL } else { key.as_str() };
         self.helper_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let result = match rejected {
-            Some(token) => helper::get_replacing(helper, server_url, self.helper_timeout, token),
-            None => helper::get(helper, server_url, self.helper_timeout),
+            Some(token) => latchkey_protocol::client::get_replacing(helper, server_url, self.helper_timeout, token),
+            None => latchkey_protocol::client::get(helper, server_url, self.helper_timeout),
         };
         let program = match &result {
             Err(e) => e.program().to_owned(),

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, StoredCredential};
-use crate::fsutil;
-use crate::secret::Secret;
-use crate::server_url::RegistryKey;
+use latchkey_fs as fsutil;
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::RegistryKey;
 
 pub const FILE_NAME: &str = "credentials.json";
 const LOCK_NAME: &str = "credentials.lock";

@@ -28,7 +28,7 @@ use x509_cert::der::{Decode as _, Encode as _};
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use zeroize::Zeroizing;
 
-use crate::secret::Secret;
+use latchkey_protocol::secret::Secret;
 
 /// Tokens longer than this are refused before any decoding (registries cap header sizes anyway;
 /// a JWT with a long x5c chain is a few KiB).
@@ -913,7 +913,7 @@ mod tests {
 
     macro_rules! key {
         ($name:literal) => {
-            include_str!(concat!("../tests/support_registry/keys/", $name))
+            include_str!(concat!("../../../tests/support_registry/keys/", $name))
         };
     }
 

@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::process::{RunError, run_bounded};
 
-use crate::protocol::NOT_FOUND;
+use crate::ENV_REJECTED_TOKEN_SHA256;
+use crate::helper::NOT_FOUND;
 use crate::secret::Secret;
-use crate::source::static_bearer::ENV_REJECTED_TOKEN_SHA256;
 
 /// A helper answer is one small JSON object; more than this is a broken helper.
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
@@ -90,9 +90,9 @@ impl std::error::Error for HelperCallError {}
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use latchkey::resolver::helper::{self, HelperCallError};
+/// use latchkey_protocol::client::{self, HelperCallError};
 ///
-/// match helper::get("secretservice", "ghcr.io", Duration::from_secs(10)) {
+/// match client::get("secretservice", "ghcr.io", Duration::from_secs(10)) {
 ///     Ok(c) if c.username == "<static_bearer>" => println!("send it as a bearer"),
 ///     Ok(c) => println!("user {}", c.username),
 ///     Err(HelperCallError::NotFound { .. }) => println!("nothing stored: go on anonymously"),

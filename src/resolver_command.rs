@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use super::client::{ClientOptions, PlainHttp, RegistryClient};
-use super::pull::{PlatformSelector, PlatformSpec, Progress, PullOptions, Quiet};
-use super::{Reference, Resolver};
+use latchkey_resolver::client::{ClientOptions, PlainHttp, RegistryClient};
+use latchkey_resolver::pull::{PlatformSelector, PlatformSpec, Progress, PullOptions, Quiet};
+use latchkey_resolver::{Reference, Resolver};
 
 #[derive(clap::Args, Debug)]
 pub struct ConnectionArgs {
@@ -105,7 +105,7 @@ pub fn pull(args: &PullArgs) -> Result<()> {
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let summary = runtime.block_on(async {
         tokio::select! {
-            result = super::pull(&client, &reference, &options, progress.clone()) => result.map_err(anyhow::Error::from),
+            result = latchkey_resolver::pull(&client, &reference, &options, progress.clone()) => result.map_err(anyhow::Error::from),
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; nothing partial was left in {}", options.output.display())),
         }
     });
@@ -140,15 +140,15 @@ pub fn pull(args: &PullArgs) -> Result<()> {
 pub fn hosts_toml(args: &HostsTomlArgs) -> Result<()> {
     let resolver = args.connection.resolver()?;
     let resolved = resolver.resolve(&args.registry)?;
-    let rendered = super::hosts_toml::render(&resolved, &args.connection.options(), SystemTime::now())
+    let rendered = latchkey_resolver::hosts_toml::render(&resolved, &args.connection.options(), SystemTime::now())
         .map_err(anyhow::Error::msg)?;
     match &args.write {
         Some(dir) => {
-            let path = super::hosts_toml::write(&rendered, dir)
+            let path = latchkey_resolver::hosts_toml::write(&rendered, dir)
                 .with_context(|| format!("cannot write hosts.toml under {}", dir.display()))?;
             let until = rendered
                 .expires_at
-                .map(|e| format!("; its token expires at {}, rewrite it before then", crate::jwt::rfc3339(e)))
+                .map(|e| format!("; its token expires at {}, rewrite it before then", latchkey_jwt::rfc3339(e)))
                 .unwrap_or_default();
             eprintln!("wrote {}{until}", path.display());
         }
@@ -268,7 +268,7 @@ mod bars {
         lines
     }
 
-    impl super::Progress for Bars {
+    impl latchkey_resolver::pull::Progress for Bars {
         fn planned(&self, count: usize, bytes: u64) {
             self.with(|s| {
                 s.count = count;

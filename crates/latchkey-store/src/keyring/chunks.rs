@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(part_name("latchkey:ghcr.io", 3, 1), "latchkey:ghcr.io#3.1");
         // A normalised registry key never contains '#', so no key's main name is a part name.
         for s in ["ghcr.io#3.1", "https://ghcr.io/#3.1", "ghcr.io:5000#1.1"] {
-            let key = crate::server_url::RegistryKey::parse(s).unwrap();
+            let key = latchkey_protocol::server_url::RegistryKey::parse(s).unwrap();
             assert!(!key.as_str().contains('#'), "{key}");
         }
     }

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use crate::secret::Secret;
-use crate::server_url::RegistryKey;
+use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_url::RegistryKey;
 
 pub mod file;
 pub mod keyring;

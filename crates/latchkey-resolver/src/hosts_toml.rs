@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::client::{ClientOptions, PlainHttp};
 use super::{Credential, Resolved};
-use crate::jwt;
+use latchkey_jwt as jwt;
 
 /// A rendered hosts.toml.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ pub struct HostsToml {
 ///
 /// ```
 /// use std::time::SystemTime;
-/// use latchkey::resolver::{hosts_toml, ClientOptions, Resolver};
+/// use latchkey_resolver::{hosts_toml, ClientOptions, Resolver};
 ///
 /// let resolver = Resolver::from_json(r#"{"auths": {"reg.example": {"registrytoken": "opaque"}}}"#).unwrap();
 /// let resolved = resolver.resolve("reg.example").unwrap();
@@ -110,21 +110,21 @@ pub fn write(hosts: &HostsToml, dir: &Path) -> std::io::Result<PathBuf> {
     let host_dir = dir.join(&hosts.dir_name);
     std::fs::create_dir_all(&host_dir)?;
     let path = host_dir.join("hosts.toml");
-    crate::fsutil::write_atomic(&path, hosts.text.as_bytes(), 0o600)?;
+    latchkey_fs::write_atomic(&path, hosts.text.as_bytes(), 0o600)?;
     Ok(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolver::Resolver;
+    use crate::Resolver;
 
     #[test]
     fn renders_a_static_bearer_with_its_expiry() {
         let now = SystemTime::now();
         let spec = jwt::MintSpec {
             algorithm: jwt::Algorithm::ES256,
-            private_key_pem: include_str!("../../tests/support_registry/keys/p256_pkcs8.pem").into(),
+            private_key_pem: include_str!("../../../tests/support_registry/keys/p256_pkcs8.pem").into(),
             key_id: jwt::KeyIdHeader::Libtrust,
             issuer: "i".into(),
             subject: "s".into(),

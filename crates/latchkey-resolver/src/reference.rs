@@ -2,12 +2,12 @@
 
 use std::fmt;
 
-use crate::server_url::{DOCKER_HUB, RegistryKey};
+use latchkey_protocol::server_url::{DOCKER_HUB, RegistryKey};
 
 /// A parsed image reference.
 ///
 /// ```
-/// use latchkey::resolver::Reference;
+/// use latchkey_resolver::Reference;
 ///
 /// let r: Reference = "nginx".parse().unwrap();
 /// assert_eq!(r.registry.as_str(), "docker.io");
