@@ -24,6 +24,7 @@ TOOLS=(
   "htpasswd:apache2-utils"
   "kill:procps"
   "openssl:openssl"
+  "docker:docker.io"
 )
 
 packages() {

@@ -129,7 +129,7 @@ impl Config {
         })?;
         let mut registries = BTreeMap::new();
         for (name, registry) in raw.registries {
-            let key = RegistryKey::parse(&name).map_err(|e| {
+            let key = RegistryKey::parse_host(&name).map_err(|e| {
                 ConfigError(format!("invalid config file {}: key registries.{name:?}: {e}", path.display()))
             })?;
             let section = |what: String| {
@@ -202,7 +202,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.store, StoreKind::File);
-        assert!(c.registries.contains_key(&RegistryKey::parse("ghcr.io").unwrap()));
+        assert!(c.registries.contains_key(&RegistryKey::parse_host("ghcr.io").unwrap()));
     }
 
     #[test]
@@ -218,7 +218,7 @@ audience = "reg.internal"
 subject = { source = "file", path = "/var/run/secrets/token" }
 "#;
         let c = Config::parse(Path::new("c.toml"), text).unwrap();
-        let r = c.registry(&RegistryKey::parse("https://reg.internal:5000").unwrap());
+        let r = c.registry(&RegistryKey::parse_host("https://reg.internal:5000").unwrap());
         assert_eq!(r.mode, Mode::StaticBearer);
         assert_eq!(r.min_validity_secs, Some(300));
         assert_eq!(r.identity.unwrap().kind(), "exchange");
@@ -237,12 +237,12 @@ allowed-login-hosts = ["login.atcr.example"]
 mode = "device"
 "#;
         let c = Config::parse(Path::new("c.toml"), text).unwrap();
-        let key = RegistryKey::parse("atcr.example").unwrap();
+        let key = RegistryKey::parse_host("atcr.example").unwrap();
         let d = c.registry(&key).device.unwrap();
         assert_eq!(d.check_interval_secs, 60);
         assert_eq!(d.login_wait_secs, 120);
         assert_eq!(d.device_authorization_url(&key), "https://atcr.example/auth/device/code");
-        let local = RegistryKey::parse("localhost:5000").unwrap();
+        let local = RegistryKey::parse_host("localhost:5000").unwrap();
         assert_eq!(c.registry(&local).mode, Mode::Device);
         assert_eq!(DeviceConfig::default().token_url(&local), "http://localhost:5000/auth/device/token");
 

@@ -113,7 +113,7 @@ pub fn unconfigure(args: &UnconfigureArgs) -> Result<()> {
 /// the file had no credHelpers of its own.
 #[doc(hidden)]
 pub fn check_edit_invariants(text: &str, hosts: &[&str]) {
-    let registries: Vec<RegistryKey> = hosts.iter().filter_map(|h| RegistryKey::parse(h).ok()).collect();
+    let registries: Vec<RegistryKey> = hosts.iter().filter_map(|h| RegistryKey::parse_host(h).ok()).collect();
     if registries.is_empty() {
         return;
     }
@@ -298,7 +298,7 @@ fn containers_auth_path() -> Result<PathBuf> {
 fn parse_registries(args: &[String]) -> Result<Vec<RegistryKey>> {
     let mut keys: Vec<RegistryKey> = Vec::new();
     for arg in args {
-        let key = RegistryKey::parse(arg)?;
+        let key = RegistryKey::parse_host(arg)?;
         if let Some(path) = repository_path(arg) {
             eprintln!(
                 "latchkey: note: credHelpers are per registry, not per repository: using {:?} for {arg:?} (path {path:?} ignored)",
@@ -622,7 +622,7 @@ fn configure_text(text: &str, keys: &[String], force: bool) -> std::result::Resu
 fn unconfigure_text(text: &str, registries: &[RegistryKey]) -> std::result::Result<Edited, EditError> {
     let blank = text.trim().is_empty();
     let mut text = if blank { EMPTY_DOC.to_owned() } else { text.to_owned() };
-    let matches = |key: &str| RegistryKey::parse(key).ok().filter(|k| registries.contains(k));
+    let matches = |key: &str| RegistryKey::parse_host(key).ok().filter(|k| registries.contains(k));
     let mut removed: Vec<(RegistryKey, String)> = Vec::new();
     loop {
         let doc = Doc::parse(&text)?;

@@ -134,7 +134,7 @@ impl AuthFile {
         let mut cred_helpers = Vec::new();
         for (key, helper) in raw.cred_helpers {
             // A key that names no registry can never match; docker ignores it too.
-            if let Ok(registry) = RegistryKey::parse(&key)
+            if let Ok(registry) = RegistryKey::parse_host(&key)
                 && !helper.is_empty()
             {
                 cred_helpers.push((registry, key, helper));
@@ -142,7 +142,7 @@ impl AuthFile {
         }
         let mut auths = Vec::new();
         for (key, entry) in raw.auths {
-            let Ok(registry) = RegistryKey::parse(&key) else { continue };
+            let Ok(registry) = RegistryKey::parse_host(&key) else { continue };
             let decoded = decode_entry(entry)
                 .map_err(|why| ConfigFileError(format!("{}: auths entry {key:?}: {why}", path.display())))?;
             auths.push((registry, key, decoded));
@@ -253,7 +253,7 @@ mod tests {
     }
 
     fn key(s: &str) -> RegistryKey {
-        RegistryKey::parse(s).unwrap()
+        RegistryKey::parse_host(s).unwrap()
     }
 
     #[test]

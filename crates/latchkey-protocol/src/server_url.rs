@@ -3,6 +3,13 @@
 //! docker sends bare hosts (`ghcr.io`), skopeo `host:port`, rules_oci `https://host`, and
 //! Docker Hub goes by four names. A credential stored through any of them must be found
 //! through the others, so every store and config lookup uses [`RegistryKey`].
+//!
+//! A server URL's path is dropped when it only names the API (empty, `/`, `/v1/`, `/v2/`)
+//! and kept otherwise: docker CLI >= 27.4 stores Docker Hub's OAuth tokens under
+//! `https://index.docker.io/v1/access-token` and `.../refresh-token` beside
+//! `https://index.docker.io/v1/`, and those must stay three entries ([`RegistryKey::parse`]).
+//! Registry names in configs and image references never carry a path
+//! ([`RegistryKey::parse_host`]).
 
 use std::fmt;
 
@@ -12,7 +19,8 @@ pub const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_ALIASES: &[&str] =
     &["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"];
 
-/// A normalised registry host: lower-case, no scheme, no path, port kept.
+/// A normalised registry host (lower-case, no scheme, port kept), followed by the server
+/// URL's path when that path is more than the API's (`docker.io/v1/refresh-token`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RegistryKey(String);
 
@@ -43,8 +51,31 @@ fn redact_userinfo(url: &str) -> String {
 impl std::error::Error for InvalidServerUrl {}
 
 impl RegistryKey {
-    /// Normalise a server URL as any client sends it.
+    /// Normalise a server URL as a credential helper receives it: the host, plus the path
+    /// when it is anything but empty, `/`, `/v1/` or `/v2/` (trailing slashes ignored).
     pub fn parse(server_url: &str) -> Result<Self, InvalidServerUrl> {
+        let host = Self::parse_host(server_url)?;
+        let trimmed = server_url.trim();
+        let rest = trimmed.find("://").map_or(trimmed, |i| &trimmed[i + 3..]);
+        let path = match rest.find('/') {
+            Some(i) => rest[i..].split(['?', '#']).next().unwrap_or(""),
+            None => "",
+        };
+        let path = path.trim_end_matches('/');
+        if path.is_empty() || path == "/v1" || path == "/v2" {
+            return Ok(host);
+        }
+        // A path becomes part of a store key and a keyring attribute: printable URL characters only.
+        let url_char = |c: char| c.is_ascii_alphanumeric() || "-._~/%:@!$&'()*+,;=".contains(c);
+        if !path.chars().all(url_char) {
+            return Err(InvalidServerUrl(server_url.to_owned()));
+        }
+        Ok(RegistryKey(format!("{}{path}", host.0)))
+    }
+
+    /// Normalise a registry name (a config table, an image reference, a `credHelpers` key):
+    /// the host alone, whatever path follows it.
+    pub fn parse_host(server_url: &str) -> Result<Self, InvalidServerUrl> {
         let invalid = || InvalidServerUrl(server_url.to_owned());
         let trimmed = server_url.trim();
         let rest = match trimmed.find("://") {
@@ -81,9 +112,17 @@ impl RegistryKey {
         &self.0
     }
 
+    /// The registry host (with port), without the path a Docker Hub token entry carries.
+    pub fn host(&self) -> &str {
+        self.0.split('/').next().unwrap_or(&self.0)
+    }
+
     /// The host:port part for building URLs (Docker Hub's API host, not its alias).
     pub fn api_host(&self) -> &str {
-        if self.0 == DOCKER_HUB { "registry-1.docker.io" } else { &self.0 }
+        match self.host() {
+            DOCKER_HUB => "registry-1.docker.io",
+            host => host,
+        }
     }
 }
 
@@ -135,6 +174,27 @@ mod tests {
         ] {
             assert_eq!(key(s), DOCKER_HUB, "{s}");
         }
+    }
+
+    /// docker CLI >= 27.4 keeps Docker Hub's OAuth tokens in entries of their own.
+    #[test]
+    fn docker_hub_token_entries_are_distinct_keys() {
+        let hub = key("https://index.docker.io/v1/");
+        let access = key("https://index.docker.io/v1/access-token");
+        let refresh = key("https://index.docker.io/v1/refresh-token");
+        assert_eq!(hub, "docker.io");
+        assert_eq!(access, "docker.io/v1/access-token");
+        assert_eq!(refresh, "docker.io/v1/refresh-token");
+        assert_eq!(key("index.docker.io/v1/refresh-token/"), refresh, "trailing slash");
+        assert_eq!(key("https://INDEX.docker.io/v1/refresh-token?x#y"), refresh, "host case, query, fragment");
+        let parsed = RegistryKey::parse("https://index.docker.io/v1/refresh-token").unwrap();
+        assert_eq!((parsed.host(), parsed.api_host()), ("docker.io", "registry-1.docker.io"));
+        assert_eq!(RegistryKey::parse(parsed.as_str()).unwrap(), parsed, "a key parses back to itself");
+        assert_eq!(RegistryKey::parse_host("https://index.docker.io/v1/refresh-token").unwrap().as_str(), "docker.io");
+        assert_eq!(key("ghcr.io/org/app"), "ghcr.io/org/app");
+        assert_eq!(RegistryKey::parse_host("ghcr.io/org/app").unwrap().as_str(), "ghcr.io");
+        assert!(RegistryKey::parse("ghcr.io/a b").is_err());
+        assert!(RegistryKey::parse("ghcr.io/a\"b").is_err());
     }
 
     #[test]

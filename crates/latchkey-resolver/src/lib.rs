@@ -236,7 +236,7 @@ impl Resolver {
     /// helper timeout); later calls, from any thread, get the cached answer. Concurrent first
     /// calls for the same registry wait for one helper run.
     pub fn resolve(&self, registry: &str) -> Result<Arc<Resolved>, InvalidServerUrl> {
-        let key = RegistryKey::parse(registry)?;
+        let key = RegistryKey::parse_host(registry)?;
         Ok(self.resolve_key(&key))
     }
 

@@ -65,7 +65,7 @@ impl std::str::FromStr for Reference {
             Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest),
             _ => (DOCKER_HUB, name),
         };
-        let registry = RegistryKey::parse(registry).map_err(|e| bad(&e.to_string()))?;
+        let registry = RegistryKey::parse_host(registry).map_err(|e| bad(&e.to_string()))?;
         // A tag is after the last ':' of the last path component.
         let last_slash = path.rfind('/').map_or(0, |i| i + 1);
         let (repository, tag) = match path[last_slash..].rfind(':') {
