@@ -20,8 +20,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-say "building $BIN (release)"
-cargo build --release --locked --quiet
+say "building $BIN (release; about 5 minutes on 2 cores the first time, cargo shows its progress)"
+cargo build --release --locked
 
 mkdir -p "$BINDIR"
 install -m 0755 "target/release/$BIN" "$BINDIR/$BIN"

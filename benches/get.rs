@@ -5,7 +5,7 @@
 //!     cargo bench --bench get                 # or ./scripts/bench.sh (adds the static musl build)
 //!     LATCHKEY_BENCH_BIN=path/to/docker-credential-latchkey LATCHKEY_BENCH_ROUNDS=500 cargo bench --bench get
 //!
-//! Prints a Markdown table of medians and ratios (the README's benchmark section is this output).
+//! Prints a Markdown table of medians and ratios (docs/benchmarks.md is this output).
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark against the peers in one go (get: /bin/true, docker-credential-secretservice,
 # docker-credential-pass; pull: skopeo, parallel curl); prints Markdown tables of medians and
-# ratios (the README's benchmark section is this output).
+# ratios (docs/benchmarks.md is this output).
 #
 #   ./scripts/bench.sh                    # glibc release build, then the static musl build
 #   LATCHKEY_BENCH_ROUNDS=1000 ./scripts/bench.sh
