@@ -35,9 +35,10 @@ mkdir -p "$PREFIX/share/man/man1" "$PREFIX/share/bash-completion/completions" \
 "$BINDIR/$BIN" completions zsh > "$PREFIX/share/zsh/site-functions/_$BIN"
 "$BINDIR/$BIN" completions fish > "$PREFIX/share/fish/vendor_completions.d/$BIN.fish"
 
+on_path=yes
 case ":$PATH:" in
   *":$BINDIR:"*) ;;
-  *) say "note: $BINDIR is not on PATH; docker finds helpers on PATH, so add it (e.g. in ~/.profile)";;
+  *) on_path=no; say "note: $BINDIR is not on PATH; docker finds helpers on PATH, so add it (see the next steps below)";;
 esac
 
 if [ "$#" -gt 0 ]; then
@@ -61,3 +62,12 @@ if printf '%s' "$check_url" | "$BINDIR/$BIN" get >/dev/null 2>&1; then
 fi
 say "self-check passed: store, get and erase work"
 "$BINDIR/$BIN" status >&2
+
+say "next steps:"
+if [ "$on_path" = no ]; then
+  say "  echo 'export PATH=\"$BINDIR:\$PATH\"' >> ~/.profile && . ~/.profile    # docker finds helpers on PATH"
+fi
+if [ "$#" -eq 0 ]; then
+  say "  $BIN configure-docker REGISTRY...    # e.g. ghcr.io: docker then asks latchkey for it"
+fi
+say "  $BIN status                          # what latchkey sees; man $BIN for the rest"
