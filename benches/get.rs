@@ -52,6 +52,8 @@ fn main() {
         .status()
         .expect("openssl (apt-get install openssl)");
     assert!(ok.success());
+    // latchkey refuses a private key others can read, as ssh does.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let config = format!(
         "[registries.\"{server}\"]\nmode = \"static-bearer\"\n[registries.\"{server}\".identity]\nsource = \"mint\"\n\
          algorithm = \"ES256\"\nprivate-key-file = {key:?}\nissuer = \"bench\"\nsubject = \"bench\"\naudience = \"bench\"\n\

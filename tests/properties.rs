@@ -98,12 +98,23 @@ proptest! {
 
     #[test]
     fn server_url_normalisation_is_idempotent(input in prop_oneof!["\\PC{0,40}", host().prop_flat_map(spelling)]) {
-        if let Ok(key) = RegistryKey::parse(&input) {
-            let again = RegistryKey::parse(key.as_str()).expect("an accepted key parses again");
+        if let Ok(key) = RegistryKey::parse_host(&input) {
+            let again = RegistryKey::parse_host(key.as_str()).expect("an accepted key parses again");
             prop_assert_eq!(&again, &key);
             prop_assert_eq!(again.as_str(), key.as_str());
             prop_assert_eq!(key.as_str(), key.as_str().to_ascii_lowercase());
             prop_assert!(!key.as_str().contains(['/', '@', ' ']), "{:?}", key);
+        }
+        // A server URL keeps a path that is more than the API's (Docker Hub's token entries):
+        // the host part obeys the same rules, and the key parses back to itself.
+        if let Ok(key) = RegistryKey::parse(&input) {
+            let again = RegistryKey::parse(key.as_str()).expect("an accepted key parses again");
+            prop_assert_eq!(&again, &key);
+            prop_assert_eq!(key.host(), key.host().to_ascii_lowercase());
+            prop_assert!(!key.host().contains(['/', '@', ' ']), "{:?}", key);
+            prop_assert!(!key.as_str().contains(char::is_whitespace), "{:?}", key);
+            let host_only = RegistryKey::parse_host(&input).expect("a server URL's host parses alone");
+            prop_assert_eq!(host_only.as_str(), key.host());
         }
     }
 

@@ -336,6 +336,9 @@ fn mint_private_key_never_shows() {
     verbose(&mut env);
     let registry = "reg.test:5000";
     let key_file = env.path("key.pem");
+    // 0600, as latchkey demands of a private key; writes below keep the mode.
+    std::fs::write(&key_file, b"").unwrap();
+    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let key_body = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSECRETKEYMATERIAL";
     let cfg = |algorithm: &str| {
         format!(

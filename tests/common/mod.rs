@@ -359,6 +359,19 @@ impl TestEnv {
 // Protocol helpers
 // ---------------------------------------------------------------------------------------
 
+/// A copy of the key file `source` inside `env`, mode 0600: latchkey refuses a private key
+/// others can read (as ssh does), and the repository's test keys are checked out 0644.
+pub fn private_copy(env: &TestEnv, source: &Path, name: &str) -> PathBuf {
+    let copy = env.path(name);
+    fs::copy(source, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o600)).expect("chmod 600 the key copy");
+    }
+    copy
+}
+
 /// `store` input, JSON-encoded.
 pub fn store_json(server_url: &str, username: &str, secret: &str) -> Vec<u8> {
     serde_json::json!({"ServerURL": server_url, "Username": username, "Secret": secret}).to_string().into_bytes()

@@ -523,7 +523,7 @@ pub fn latchkey_mint_config(env: &common::TestEnv, host: &str, repos: &[&str]) {
         repos.iter().map(|r| format!("{{ type = \"repository\", name = \"{r}\", actions = [\"pull\"] }}")).collect();
     let text = format!(
         "[registries.\"{host}\"]\nmode = \"static-bearer\"\n[registries.\"{host}\".identity]\nsource = \"mint\"\nalgorithm = \"ES256\"\nprivate-key-file = {key:?}\nissuer = \"{ISSUER}\"\nsubject = \"resolver-test\"\naudience = \"{SERVICE}\"\nlifetime-secs = 600\naccess = [{access}]\n",
-        key = signing_key_path().display().to_string(),
+        key = common::private_copy(env, &signing_key_path(), "signing-key.pem").display().to_string(),
         access = access.join(", ")
     );
     let path = env.config_path();

@@ -1,17 +1,32 @@
-//! Private directories and atomic, permission-safe file replacement.
+//! Private directories and atomic, permission-safe file replacement, and [`trust`]: whether
+//! a file could only have been written by the user.
+
+pub mod trust;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// Create `dir` (and parents) and make it owner-only (0700 on Unix).
+/// Create `dir` (and missing parents) owner-only (0700 on Unix). An existing directory is
+/// left as it is: latchkey never chmods a directory it did not create (it may be shared, or
+/// a symlink to somewhere else); callers that need it private check it with [`trust`].
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
+    if fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
     #[cfg(unix)]
     {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        // The umask may have narrowed 0700 further; widen it back to exactly owner-only.
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
-        if mode != 0o700 {
+        if fs::symlink_metadata(dir)?.permissions().mode() & 0o777 != 0o700 {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
     }
@@ -117,16 +132,61 @@ fn sync_dir(dir: &Path) {
 /// returned guard drops. The lock file is separate from the data file because the data
 /// file is replaced by rename, which would orphan a lock held on it.
 pub fn lock_exclusive(lock_path: &Path) -> io::Result<File> {
+    let file = open_lock_file(lock_path)?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// [`lock_exclusive`], giving up after `wait`: every wait in latchkey is bounded. The error
+/// says who holds it (another latchkey process) and what to do if none is running.
+pub fn lock_exclusive_within(lock_path: &Path, wait: std::time::Duration) -> io::Result<File> {
+    let file = open_lock_file(lock_path)?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "another latchkey process has held {} for over {}s; if none is running, delete it",
+                        lock_path.display(),
+                        wait.as_secs()
+                    ),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+fn open_lock_file(lock_path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     {
+        // O_NOFOLLOW: a lock path someone replaced with a symlink must not make us create
+        // (or truncate) a file elsewhere.
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
-    let file = options.open(lock_path)?;
-    file.lock()?;
-    Ok(file)
+    options.open(lock_path)
+}
+
+/// Open a file for reading without following a symlink at its last component (on Unix): a
+/// cache or store file replaced by a symlink is refused, not read through.
+pub fn open_nofollow(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
 }
 
 /// Follow a symlink chain to the file that should actually be rewritten, so that a

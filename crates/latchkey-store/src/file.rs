@@ -56,10 +56,28 @@ impl FileStore {
         self.dir.join(FILE_NAME)
     }
 
+    /// The store's directory and file must be the user's alone: whoever can write them decides
+    /// what `get` answers. The file must not be a symlink (a write would land elsewhere).
+    fn check_trusted(&self) -> Result<(), StoreError> {
+        use fsutil::trust::{Purpose, check_dir, check_file};
+        let path = self.path();
+        check_dir(&self.dir, Purpose::Store).map_err(|e| StoreError(e.to_string()))?;
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(StoreError(format!(
+                "refusing to use the credential store {}: it is a symbolic link, and latchkey never writes credentials through one. Fix: move it aside (`mv {} {}.bad`)",
+                path.display(),
+                path.display(),
+                path.display()
+            )));
+        }
+        check_file(&path, Purpose::Store).map_err(|e| StoreError(e.to_string()))
+    }
+
     /// Read the whole file. Readers take no lock: writers replace the file by rename, so a
     /// reader sees either the old or the new content, both complete.
     fn load(&self) -> Result<FileFormat, StoreError> {
         let path = self.path();
+        self.check_trusted()?;
         let bytes = match read_bounded(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -97,6 +115,7 @@ impl FileStore {
             StoreError(format!("cannot {what} the credential store in {}: {e}", self.dir.display()))
         };
         fsutil::ensure_private_dir(&self.dir).map_err(|e| io_err("create", e))?;
+        self.check_trusted()?;
         let _lock = fsutil::lock_exclusive(&self.dir.join(LOCK_NAME)).map_err(|e| io_err("lock", e))?;
         let mut contents = self.load()?;
         let result = change(&mut contents);

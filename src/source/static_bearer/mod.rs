@@ -47,7 +47,17 @@ impl StaticBearer<'_> {
         }
         let wait = Duration::from_secs(30);
         let rejected = rejected_from_env();
-        self.cache().get_or_refresh(self.min_validity, wait, rejected.as_ref(), || self.obtain()).map_err(context)
+        // A cached entry is served only while it is still a usable JWT for this source: the
+        // cache file is data on disk, not proof of what the source issued.
+        let still_usable = |cached: &CachedToken| {
+            jwt::inspect(&cached.token).is_ok_and(|claims| {
+                jwt::check_usable(&claims, SystemTime::now(), self.min_validity, self.identity.expected_audience())
+                    .is_ok()
+            })
+        };
+        self.cache()
+            .get_or_refresh(self.min_validity, wait, rejected.as_ref(), still_usable, || self.obtain())
+            .map_err(context)
     }
 
     /// Drop the cached token so the next `get` asks the source again.
@@ -124,6 +134,9 @@ fn mint(identity: &IdentitySource, now: SystemTime) -> Result<latchkey_protocol:
     let read = |path: &PathBuf, what: &str| {
         std::fs::read_to_string(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
     };
+    // Whoever can write the key can sign as us; whoever can read it can too (ssh's rule).
+    latchkey_fs::trust::check_file_and_dir(private_key_file, latchkey_fs::trust::Purpose::PrivateKey)
+        .map_err(|e| e.to_string())?;
     let private_key_pem = latchkey_protocol::secret::Secret::new(read(private_key_file, "private key file")?);
     let key_id = match (kid.as_deref(), certificate_chain_file) {
         (Some("none"), None) => jwt::KeyIdHeader::None,
