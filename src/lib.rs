@@ -7,6 +7,7 @@ pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod docker_config;
+pub mod duration;
 pub mod helper;
 pub mod paths;
 pub mod resolver_command;

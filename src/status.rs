@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::config::{Config, Mode};
+use crate::duration::human_secs;
 use crate::helper::Latchkey;
 use crate::token_cache::unix;
 
@@ -246,13 +247,5 @@ fn print_human(r: &Report) {
             line.push_str(&format!(" ({n})"));
         }
         println!("{line}");
-    }
-}
-
-pub fn human_secs(s: i64) -> String {
-    match s {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }

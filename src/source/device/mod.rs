@@ -9,6 +9,7 @@
 //! non-interactive `get` opens nothing and fails at once with the URL and the command to run.
 
 pub mod flow;
+pub mod progress;
 pub mod qr;
 pub mod session;
 
@@ -21,7 +22,7 @@ use serde::Deserialize;
 
 use super::{Answer, CredentialSource};
 use crate::browser::{self, AllowedHosts, check_endpoint_url, printable};
-use crate::status::human_secs;
+use crate::duration::human_secs;
 use latchkey_protocol::helper::HelperError;
 use latchkey_protocol::secret::Secret;
 use latchkey_protocol::server_url::RegistryKey;
@@ -387,7 +388,7 @@ impl DeviceSource<'_> {
         let wait = Duration::from_secs(self.config.login_wait_secs);
         eprintln!("latchkey: {key}: your login session has expired; opened {url} {how} to renew it.");
         let deadline = Instant::now() + wait;
-        let progress = flow::Progress::new(&format!("waiting for the browser login to {key}"));
+        let progress = progress::Progress::new(&format!("waiting for the browser login to {key}"));
         let mut last_error: Option<String>;
         loop {
             let next = (Instant::now() + RECHECK_EVERY).min(deadline);
