@@ -60,3 +60,64 @@ pub fn device<'a>(config: &'a Config, key: &'a RegistryKey) -> Result<DeviceSour
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::store::LazyStore;
+    use latchkey_store::{StoreKind, StoredCredential};
+
+    fn config() -> Config {
+        Config::parse(
+            Path::new("c.toml"),
+            r#"
+[registries."ghcr.io"]
+mode = "stored"
+[registries."bearer.example"]
+mode = "static-bearer"
+[registries."bearer.example".identity]
+source = "file"
+path = "/nonexistent/latchkey-test-token"
+[registries."device.example"]
+mode = "device"
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_config_picks_each_registry_s_source() {
+        let config = config();
+        let mode = |host: &str| source_for(&config, &key(host).unwrap()).map(|s| s.mode()).ok();
+        assert_eq!(mode("ghcr.io"), Some(Mode::Stored));
+        assert_eq!(mode("unconfigured.example"), Some(Mode::Stored));
+        assert_eq!(mode("bearer.example"), Some(Mode::StaticBearer));
+        assert_eq!(mode("device.example"), Some(Mode::Device));
+
+        let device_key = key("device.example").unwrap();
+        let err = static_bearer(&config, &device_key).err().unwrap().to_string();
+        assert!(err.starts_with("device.example is not a static-bearer registry in c.toml"), "{err}");
+        let bearer = key("bearer.example").unwrap();
+        let err = device(&config, &bearer).err().unwrap().to_string();
+        assert!(err.starts_with("bearer.example is not a device-login registry in c.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_static_bearer_never_opens_the_store() {
+        let config = config();
+        let bearer = key("bearer.example").unwrap();
+        let mut store = LazyStore::new(StoreKind::File).unwrap();
+        let source = source_for(&config, &bearer).unwrap();
+        assert!(source.get(&mut store).is_err(), "the token file does not exist");
+        let credential =
+            StoredCredential { server_url: "bearer.example".into(), username: "u".into(), secret: "s".into() };
+        let err = source.store(&mut store, &credential).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "bearer.example is a static-bearer registry in c.toml: its credentials come from its configured source, so there is nothing to store"
+        );
+        assert!(!store.is_open());
+    }
+}

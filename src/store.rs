@@ -56,3 +56,10 @@ fn notice_fallback_once(data_dir: &Path, reason: &str, described: &str) {
         let _ = latchkey_fs::write_atomic(&marker, reason.as_bytes(), 0o600);
     }
 }
+
+#[cfg(test)]
+impl LazyStore {
+    pub fn is_open(&self) -> bool {
+        self.opened.is_some()
+    }
+}
