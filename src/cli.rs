@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::helper::Latchkey;
+use crate::registry;
+use crate::store::LazyStore;
 use latchkey_protocol::helper as protocol;
 
 #[derive(Parser, Debug)]
@@ -143,9 +145,11 @@ impl protocol::Helper for BrokenConfig {
 }
 
 fn print_token(registry: &str, prefix: &str) -> anyhow::Result<()> {
-    let helper = Latchkey::new(Config::load_default()?).map_err(anyhow::Error::msg)?;
-    let key = Latchkey::key(registry).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = helper.static_bearer(&key).and_then(|s| s.token().map_err(protocol::HelperError::Failed));
+    let config = Config::load_default()?;
+    // The token never comes from the store, but a bad LATCHKEY_STORE is an error here as elsewhere.
+    LazyStore::new(config.store).map_err(anyhow::Error::msg)?;
+    let key = registry::key(registry).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = registry::static_bearer(&config, &key).and_then(|s| s.token().map_err(protocol::HelperError::Failed));
     let token = token.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{prefix}{}", token.secret().expose())?;
@@ -153,15 +157,12 @@ fn print_token(registry: &str, prefix: &str) -> anyhow::Result<()> {
 }
 
 fn device_command(registry: &str, login: bool) -> anyhow::Result<()> {
-    let mut helper = Latchkey::new(Config::load_default()?).map_err(anyhow::Error::msg)?;
-    let key = Latchkey::key(registry).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let config = helper.device_config(&key).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let opened = helper.store().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let result = if login {
-        crate::source::device::login(&key, &config, opened)
-    } else {
-        crate::source::device::logout(&key, &config, opened.store.as_ref(), true)
-    };
+    let config = Config::load_default()?;
+    let mut store = LazyStore::new(config.store).map_err(anyhow::Error::msg)?;
+    let key = registry::key(registry).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let source = registry::device(&config, &key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let opened = store.open().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = if login { source.login(opened) } else { source.logout(opened.store.as_ref(), true) };
     result.map_err(anyhow::Error::msg)
 }
 

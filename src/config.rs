@@ -46,28 +46,7 @@ pub struct RegistryConfig {
     pub device: Option<DeviceConfig>,
 }
 
-/// How a registry's credentials are obtained.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Whatever `store` saved (docker login, skopeo login): the classic helper.
-    #[default]
-    Stored,
-    /// `<static_bearer>` and a JWT from the registry's `identity` source.
-    StaticBearer,
-    /// A device secret from `login` (browser, RFC 8628), checked at the token endpoint.
-    Device,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Stored => "stored",
-            Mode::StaticBearer => "static-bearer",
-            Mode::Device => "device",
-        }
-    }
-}
+pub use crate::source::Mode;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,11 +7,14 @@ pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod docker_config;
+pub mod duration;
 pub mod helper;
 pub mod paths;
+pub mod registry;
 pub mod resolver_command;
 pub mod source;
 pub mod status;
+pub mod store;
 pub mod token_cache;
 
 /// `docker-credential-latchkey (latchkey) 0.1.0`, the `version` verb's answer.

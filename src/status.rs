@@ -1,13 +1,12 @@
 //! `status`: which store is in use and why, the config, each registry's mode and state.
 //! Never prints a secret: tokens are described by their claims, stored credentials by username.
 
-use std::time::SystemTime;
-
 use serde::Serialize;
 
 use crate::config::{Config, Mode};
-use crate::helper::Latchkey;
-use crate::token_cache::unix;
+use crate::duration::human_secs;
+use crate::registry::source_for;
+use crate::store::LazyStore;
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
@@ -54,14 +53,8 @@ pub struct RegistryReport {
     pub note: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct TokenReport {
-    pub subject: Option<String>,
-    pub audience: Vec<String>,
-    pub expires_at: u64,
-    pub expires_in_secs: i64,
-    pub cached: bool,
-}
+/// A static bearer's token, by its claims.
+pub use crate::source::TokenStatus as TokenReport;
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let config = Config::load_default()?;
@@ -75,15 +68,11 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
 }
 
 pub fn collect(config: Config) -> anyhow::Result<Report> {
-    let config_file = config.path.display().to_string();
-    let config_exists = config.exists;
-    let configured: Vec<_> = config.registries.iter().map(|(k, r)| (k.clone(), r.mode)).collect();
-    let store_kind = config.store;
-    let mut helper = Latchkey::new(config).map_err(anyhow::Error::msg)?;
+    let mut store = LazyStore::new(config.store).map_err(anyhow::Error::msg)?;
 
-    let (store, stored) = match helper.store() {
+    let (store_report, stored) = match store.open() {
         Ok(opened) => {
-            let why = match (&opened.fallback_reason, store_kind) {
+            let why = match (&opened.fallback_reason, config.store) {
                 (Some(reason), _) => format!("auto: the OS keyring is not usable ({reason})"),
                 (None, latchkey_store::StoreKind::Auto) => "auto: the OS keyring answered".to_owned(),
                 (None, kind) => format!("configured: store = {kind:?}").to_lowercase(),
@@ -97,12 +86,19 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
         }
     };
 
+    // Each configured registry as its source sees it; `None` is the stored source, whose
+    // state is the store's listing below.
+    let mut configured = Vec::new();
+    for key in config.registries.keys() {
+        let source = source_for(&config, key).map_err(|e| anyhow::anyhow!("{e}"))?;
+        configured.push((key, source.mode(), source.status(&mut store)));
+    }
+
     let mut registries = Vec::new();
-    let now = unix(SystemTime::now()) as i64;
     match &stored {
         Ok(list) => {
             for (key, credential) in list {
-                if configured.iter().any(|(k, m)| k == key && *m != Mode::Stored) {
+                if configured.iter().any(|(k, _, status)| *k == key && status.is_some()) {
                     continue;
                 }
                 registries.push(RegistryReport {
@@ -126,81 +122,36 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
             note: Some(format!("cannot list stored credentials: {e}")),
         }),
     }
-    for (key, mode) in &configured {
-        match mode {
-            Mode::Stored => {
-                if !registries.iter().any(|r| r.registry == key.as_str()) {
-                    registries.push(RegistryReport {
-                        registry: key.to_string(),
-                        mode: mode.as_str(),
-                        username: None,
-                        source: None,
-                        token: None,
-                        session: None,
-                        note: Some("nothing stored yet: run docker login".into()),
-                    });
-                }
-            }
-            Mode::StaticBearer => {
-                let source = helper.static_bearer(key).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let token = source.cached().map(|t| TokenReport {
-                    subject: t.subject.clone(),
-                    audience: t.audience.clone(),
-                    expires_at: t.expires_at,
-                    expires_in_secs: t.expires_at as i64 - now,
-                    cached: source.identity.refreshable(),
-                });
-                let note = token.is_none().then(|| {
-                    if source.identity.refreshable() {
-                        "no cached token; the next get obtains one".to_owned()
-                    } else {
-                        "no usable token at the source right now (run `token` for the reason)".to_owned()
-                    }
-                });
-                registries.push(RegistryReport {
-                    registry: key.to_string(),
-                    mode: mode.as_str(),
-                    username: None,
-                    source: Some(source.identity.describe()),
-                    token,
-                    session: None,
-                    note,
-                });
-            }
-            Mode::Device => {
-                let config = helper.device_config(key).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let device = match helper.store() {
-                    Ok(opened) => crate::source::device::DeviceSource {
-                        key,
-                        config: &config,
-                        store: opened.store.as_ref(),
-                        cache_dir: crate::paths::cache_dir(),
-                    }
-                    .status(),
-                    Err(e) => crate::source::device::DeviceStatus {
-                        account: None,
-                        session: "unknown".into(),
-                        note: Some(e.to_string()),
-                    },
-                };
-                registries.push(RegistryReport {
-                    registry: key.to_string(),
-                    mode: mode.as_str(),
-                    username: device.account,
-                    source: Some("device login".into()),
-                    token: None,
-                    session: Some(device.session),
-                    note: device.note,
-                });
-            }
-        }
+    for (key, mode, status) in configured {
+        let report = match status {
+            Some(s) => RegistryReport {
+                registry: key.to_string(),
+                mode: mode.as_str(),
+                username: s.username,
+                source: s.source,
+                token: s.token,
+                session: s.session,
+                note: s.note,
+            },
+            None if registries.iter().any(|r| r.registry == key.as_str()) => continue,
+            None => RegistryReport {
+                registry: key.to_string(),
+                mode: mode.as_str(),
+                username: None,
+                source: None,
+                token: None,
+                session: None,
+                note: Some("nothing stored yet: run docker login".into()),
+            },
+        };
+        registries.push(report);
     }
     registries.sort_by(|a, b| a.registry.cmp(&b.registry));
     Ok(Report {
         version: crate::VERSION_LINE,
-        config_file,
-        config_exists,
-        store,
+        config_file: config.path.display().to_string(),
+        config_exists: config.exists,
+        store: store_report,
         docker: crate::docker_config::report(),
         registries,
     })
@@ -246,13 +197,5 @@ fn print_human(r: &Report) {
             line.push_str(&format!(" ({n})"));
         }
         println!("{line}");
-    }
-}
-
-pub fn human_secs(s: i64) -> String {
-    match s {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }

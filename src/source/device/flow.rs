@@ -4,15 +4,15 @@
 //! `access_denied` and `expired_token`, within a bounded total time. Cancelling (Ctrl-C sets
 //! `cancel`) returns before anything is stored.
 
-use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use super::DeviceConfig;
+use super::progress::Progress;
 use crate::browser::{self, printable};
-use crate::status::human_secs;
+use crate::duration::human_secs;
 use latchkey_http as http;
 use latchkey_protocol::secret::Secret;
 use latchkey_protocol::server_url::RegistryKey;
@@ -262,39 +262,5 @@ fn sleep_unless_cancelled(interval: Duration, deadline: Instant, cancel: &Atomic
             return true;
         }
         std::thread::sleep((until - now).min(Duration::from_millis(100)));
-    }
-}
-
-/// A one-line countdown on stderr, only when stderr is a terminal.
-pub struct Progress {
-    tty: bool,
-    label: String,
-}
-
-impl Progress {
-    /// `label` says what is awaited ("waiting for the login to be approved"); without a
-    /// terminal it is printed once, with one it heads a countdown.
-    pub fn new(label: &str) -> Progress {
-        let tty = std::io::stderr().is_terminal();
-        if !tty {
-            eprintln!("latchkey: {label}...");
-        }
-        Progress { tty, label: label.to_owned() }
-    }
-
-    /// Redraw the countdown line (cheap; called every ~100 ms).
-    pub fn tick(&self, deadline: Instant) {
-        if self.tty {
-            let left = deadline.saturating_duration_since(Instant::now()).as_secs() as i64;
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2Klatchkey: {} ({} left, Ctrl-C to stop)", self.label, human_secs(left));
-            let _ = err.flush();
-        }
-    }
-
-    pub fn finish(&self) {
-        if self.tty {
-            eprintln!();
-        }
     }
 }

@@ -9,19 +9,21 @@
 //! non-interactive `get` opens nothing and fails at once with the URL and the command to run.
 
 pub mod flow;
+pub mod progress;
 pub mod qr;
 pub mod session;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{Answer, CredentialSource};
+use super::{Answer, CredentialSource, Mode, SourceStatus};
 use crate::browser::{self, AllowedHosts, check_endpoint_url, printable};
-use crate::status::human_secs;
+use crate::duration::human_secs;
+use crate::store::LazyStore;
 use latchkey_protocol::helper::HelperError;
 use latchkey_protocol::secret::Secret;
 use latchkey_protocol::server_url::RegistryKey;
@@ -181,17 +183,52 @@ impl DeviceConfig {
     }
 }
 
-/// `get` for a device-mode registry.
+/// A device-mode registry: its device secret lives in the credential store.
 pub struct DeviceSource<'a> {
     pub key: &'a RegistryKey,
-    pub config: &'a DeviceConfig,
-    pub store: &'a dyn Store,
+    pub config: DeviceConfig,
     pub cache_dir: PathBuf,
+    /// The config file that made this a device registry (for messages).
+    pub config_path: &'a Path,
 }
 
 impl CredentialSource for DeviceSource<'_> {
-    fn get(&mut self, _key: &RegistryKey) -> Result<Answer, HelperError> {
-        let Some(stored) = self.stored()? else {
+    fn mode(&self) -> Mode {
+        Mode::Device
+    }
+
+    fn get(&self, store: &mut LazyStore) -> Result<Answer, HelperError> {
+        self.get_from(store.get()?)
+    }
+
+    fn store(&self, _store: &mut LazyStore, _credential: &StoredCredential) -> Result<(), HelperError> {
+        Err(super::nothing_to("store", self.key, self.mode(), self.config_path))
+    }
+
+    /// `docker logout`: erase the device secret here (`logout` also revokes it).
+    fn erase(&self, store: &mut LazyStore) -> Result<(), HelperError> {
+        self.logout(store.get()?, false).map_err(HelperError::Failed)
+    }
+
+    fn status(&self, store: &mut LazyStore) -> Option<SourceStatus> {
+        let device = match store.open() {
+            Ok(opened) => self.status_in(opened.store.as_ref()),
+            Err(e) => DeviceStatus { account: None, session: "unknown".into(), note: Some(e.to_string()) },
+        };
+        Some(SourceStatus {
+            username: device.account,
+            source: Some("device login".into()),
+            token: None,
+            session: Some(device.session),
+            note: device.note,
+        })
+    }
+}
+
+impl DeviceSource<'_> {
+    /// `get` with the store open.
+    fn get_from(&self, store: &dyn Store) -> Result<Answer, HelperError> {
+        let Some(stored) = self.stored(store)? else {
             eprintln!(
                 "latchkey: {} is a device-login registry and no device secret is stored; run: {}",
                 self.key,
@@ -223,9 +260,7 @@ impl CredentialSource for DeviceSource<'_> {
             }
         }
     }
-}
 
-impl DeviceSource<'_> {
     fn cache(&self) -> SessionCache {
         SessionCache::new(&self.cache_dir, self.key)
     }
@@ -235,8 +270,8 @@ impl DeviceSource<'_> {
     }
 
     /// The stored account and device secret, if any.
-    pub fn stored(&self) -> Result<Option<StoredCredential>, HelperError> {
-        let stored = self.store.get(self.key).map_err(|e| HelperError::Failed(e.0))?;
+    pub fn stored(&self, store: &dyn Store) -> Result<Option<StoredCredential>, HelperError> {
+        let stored = store.get(self.key).map_err(|e| HelperError::Failed(e.0))?;
         Ok(stored.filter(|c| !c.secret.expose().is_empty()))
     }
 
@@ -387,7 +422,7 @@ impl DeviceSource<'_> {
         let wait = Duration::from_secs(self.config.login_wait_secs);
         eprintln!("latchkey: {key}: your login session has expired; opened {url} {how} to renew it.");
         let deadline = Instant::now() + wait;
-        let progress = flow::Progress::new(&format!("waiting for the browser login to {key}"));
+        let progress = progress::Progress::new(&format!("waiting for the browser login to {key}"));
         let mut last_error: Option<String>;
         loop {
             let next = (Instant::now() + RECHECK_EVERY).min(deadline);
@@ -452,8 +487,8 @@ impl DeviceSource<'_> {
     }
 
     /// `status`: the account, and whether its session is alive (from the cache if fresh).
-    pub fn status(&self) -> DeviceStatus {
-        let stored = match self.stored() {
+    fn status_in(&self, store: &dyn Store) -> DeviceStatus {
+        let stored = match self.stored(store) {
             Ok(Some(s)) => s,
             Ok(None) => {
                 return DeviceStatus {
@@ -499,10 +534,10 @@ impl DeviceSource<'_> {
 }
 
 /// What `status` shows for a device registry (never a secret).
-pub struct DeviceStatus {
-    pub account: Option<String>,
-    pub session: String,
-    pub note: Option<String>,
+struct DeviceStatus {
+    account: Option<String>,
+    session: String,
+    note: Option<String>,
 }
 
 fn open_lock(path: &std::path::Path) -> std::io::Result<std::fs::File> {
@@ -534,7 +569,18 @@ fn wait_for_lock(file: &std::fs::File, bound: Duration) -> Result<(), ()> {
 
 /// `login REGISTRY`: run the device grant and store the secret. Ctrl-C before the answer
 /// stores nothing; once the answer is in, the write completes before the process exits.
-pub fn login(key: &RegistryKey, config: &DeviceConfig, opened: &latchkey_store::Opened) -> Result<(), String> {
+impl DeviceSource<'_> {
+    pub fn login(&self, opened: &latchkey_store::Opened) -> Result<(), String> {
+        login(self.key, &self.config, opened)
+    }
+
+    /// `logout REGISTRY` (`revoke`) and `docker logout` (no revocation).
+    pub fn logout(&self, store: &dyn Store, revoke: bool) -> Result<(), String> {
+        logout(self.key, &self.config, store, revoke)
+    }
+}
+
+fn login(key: &RegistryKey, config: &DeviceConfig, opened: &latchkey_store::Opened) -> Result<(), String> {
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
@@ -562,7 +608,7 @@ pub fn login(key: &RegistryKey, config: &DeviceConfig, opened: &latchkey_store::
 }
 
 /// `logout REGISTRY`: revoke the secret where a revocation endpoint is configured, and erase it.
-pub fn logout(key: &RegistryKey, config: &DeviceConfig, store: &dyn Store, revoke: bool) -> Result<(), String> {
+fn logout(key: &RegistryKey, config: &DeviceConfig, store: &dyn Store, revoke: bool) -> Result<(), String> {
     let stored = store.get(key).map_err(|e| e.0)?;
     SessionCache::new(&crate::paths::cache_dir(), key).clear();
     let Some(stored) = stored else {

@@ -4,16 +4,18 @@
 
 pub mod identity;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub use identity::IdentitySource;
 
-use super::{Answer, CredentialSource};
+use super::{Answer, CredentialSource, Mode, SourceStatus, TokenStatus};
+use crate::store::LazyStore;
 use crate::token_cache::{CachedToken, TokenCache, unix};
 use latchkey_jwt as jwt;
 use latchkey_protocol::helper::HelperError;
 use latchkey_protocol::server_url::RegistryKey;
+use latchkey_store::StoredCredential;
 
 pub use latchkey_protocol::{ENV_REJECTED_TOKEN_SHA256, STATIC_BEARER_USERNAME};
 /// Default safety margin: a token must stay valid this long after we hand it out.
@@ -24,12 +26,47 @@ pub struct StaticBearer<'a> {
     pub identity: &'a IdentitySource,
     pub min_validity: Duration,
     pub cache_dir: PathBuf,
+    /// The config file that made this a static-bearer registry (for messages).
+    pub config_path: &'a Path,
 }
 
 impl CredentialSource for StaticBearer<'_> {
-    fn get(&mut self, _key: &RegistryKey) -> Result<Answer, HelperError> {
+    fn mode(&self) -> Mode {
+        Mode::StaticBearer
+    }
+
+    /// Never opens the store: the token comes from the cache or the identity source.
+    fn get(&self, _store: &mut LazyStore) -> Result<Answer, HelperError> {
         let token = self.token().map_err(HelperError::Failed)?;
         Ok(Answer { username: STATIC_BEARER_USERNAME.to_owned(), secret: token.secret() })
+    }
+
+    fn store(&self, _store: &mut LazyStore, _credential: &StoredCredential) -> Result<(), HelperError> {
+        Err(super::nothing_to("store", self.key, self.mode(), self.config_path))
+    }
+
+    /// `docker logout`: forget the cached token; the source itself stays configured.
+    fn erase(&self, _store: &mut LazyStore) -> Result<(), HelperError> {
+        self.forget().map_err(HelperError::Failed)
+    }
+
+    fn status(&self, _store: &mut LazyStore) -> Option<SourceStatus> {
+        let now = unix(SystemTime::now()) as i64;
+        let token = self.cached().map(|t| TokenStatus {
+            subject: t.subject.clone(),
+            audience: t.audience.clone(),
+            expires_at: t.expires_at,
+            expires_in_secs: t.expires_at as i64 - now,
+            cached: self.identity.refreshable(),
+        });
+        let note = token.is_none().then(|| {
+            if self.identity.refreshable() {
+                "no cached token; the next get obtains one".to_owned()
+            } else {
+                "no usable token at the source right now (run `token` for the reason)".to_owned()
+            }
+        });
+        Some(SourceStatus { source: Some(self.identity.describe()), token, note, ..SourceStatus::default() })
     }
 }
 
