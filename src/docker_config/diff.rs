@@ -1,66 +1,39 @@
-//! A unified diff, for `--dry-run`.
+//! A unified diff, for `--dry-run`, computed by `similar`.
+//!
+//! Hunk ranges are always written as `start,count` (`@@ -1,1 +1,1 @@`), as before `similar`
+//! did the diffing; `similar`'s own formatter shortens a one-line range to `start`.
 
-pub(super) const CONTEXT: usize = 3;
-/// Past this many cells the middle of the diff is shown as replaced whole.
-pub(super) const MAX_LCS_CELLS: usize = 4 << 20;
+use std::ops::Range;
+use std::time::Duration;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Op {
-    Keep,
-    Del,
-    Add,
-}
+use similar::{ChangeTag, TextDiff};
+
+const CONTEXT: usize = 3;
+/// Past this, `similar` gives up looking for the smallest diff and returns a correct but larger
+/// one (the file is docker's config; this bounds the time a pathological one can take).
+const DIFF_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A unified diff (`---`/`+++`, `@@ -a,b +c,d @@` hunks with 3 lines of context) of two texts.
 pub(super) fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
-    let a: Vec<&str> = old.split_inclusive('\n').collect();
-    let b: Vec<&str> = new.split_inclusive('\n').collect();
-    let ops = diff_lines(&a, &b);
-    if ops.iter().all(|(op, _)| *op == Op::Keep) {
-        return String::new();
-    }
-    // Line numbers (0-based) in a and b before each op.
-    let mut positions = Vec::with_capacity(ops.len());
-    let (mut ia, mut ib) = (0usize, 0usize);
-    for (op, _) in &ops {
-        positions.push((ia, ib));
-        match op {
-            Op::Keep => {
-                ia += 1;
-                ib += 1;
-            }
-            Op::Del => ia += 1,
-            Op::Add => ib += 1,
+    let diff = TextDiff::configure().timeout(DIFF_TIMEOUT).diff_lines(old, new);
+    let mut out = String::new();
+    for hunk in diff.unified_diff().context_radius(CONTEXT).iter_hunks() {
+        if out.is_empty() {
+            out = format!("--- {old_name}\n+++ {new_name}\n");
         }
-    }
-    let mut out = format!("--- {old_name}\n+++ {new_name}\n");
-    let changes: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].0 != Op::Keep).collect();
-    let mut k = 0;
-    while k < changes.len() {
-        let first = changes[k];
-        let mut last = first;
-        while k + 1 < changes.len() && changes[k + 1] - last <= 2 * CONTEXT + 1 {
-            k += 1;
-            last = changes[k];
-        }
-        k += 1;
-        let start = first.saturating_sub(CONTEXT);
-        let end = (last + CONTEXT + 1).min(ops.len());
-        let hunk = &ops[start..end];
-        let old_count = hunk.iter().filter(|(op, _)| *op != Op::Add).count();
-        let new_count = hunk.iter().filter(|(op, _)| *op != Op::Del).count();
-        let (pa, pb) = positions[start];
-        let old_start = if old_count == 0 { pa } else { pa + 1 };
-        let new_start = if new_count == 0 { pb } else { pb + 1 };
-        out.push_str(&format!("@@ -{old_start},{old_count} +{new_start},{new_count} @@\n"));
-        for (op, line) in hunk {
-            out.push(match op {
-                Op::Keep => ' ',
-                Op::Del => '-',
-                Op::Add => '+',
+        let ops = hunk.ops();
+        let (first, last) = (ops[0], ops[ops.len() - 1]);
+        let old_range = range(first.old_range().start..last.old_range().end);
+        let new_range = range(first.new_range().start..last.new_range().end);
+        out.push_str(&format!("@@ -{old_range} +{new_range} @@\n"));
+        for change in hunk.iter_changes() {
+            out.push(match change.tag() {
+                ChangeTag::Equal => ' ',
+                ChangeTag::Delete => '-',
+                ChangeTag::Insert => '+',
             });
-            out.push_str(line);
-            if !line.ends_with('\n') {
+            out.push_str(change.value());
+            if change.missing_newline() {
                 out.push_str("\n\\ No newline at end of file\n");
             }
         }
@@ -68,46 +41,11 @@ pub(super) fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str)
     out
 }
 
-pub(super) fn diff_lines<'t>(a: &[&'t str], b: &[&'t str]) -> Vec<(Op, &'t str)> {
-    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let suffix = a[prefix..].iter().rev().zip(b[prefix..].iter().rev()).take_while(|(x, y)| x == y).count();
-    let (am, bm) = (&a[prefix..a.len() - suffix], &b[prefix..b.len() - suffix]);
-    let mut ops: Vec<(Op, &str)> = a[..prefix].iter().map(|l| (Op::Keep, *l)).collect();
-    let (n, m) = (am.len(), bm.len());
-    if (n + 1).saturating_mul(m + 1) > MAX_LCS_CELLS {
-        ops.extend(am.iter().map(|l| (Op::Del, *l)));
-        ops.extend(bm.iter().map(|l| (Op::Add, *l)));
-    } else {
-        // lcs[i][j]: length of the LCS of am[i..] and bm[j..].
-        let width = m + 1;
-        let mut lcs = vec![0u32; (n + 1) * width];
-        for i in (0..n).rev() {
-            for j in (0..m).rev() {
-                lcs[i * width + j] = if am[i] == bm[j] {
-                    lcs[(i + 1) * width + j + 1] + 1
-                } else {
-                    lcs[(i + 1) * width + j].max(lcs[i * width + j + 1])
-                };
-            }
-        }
-        let (mut i, mut j) = (0, 0);
-        while i < n || j < m {
-            if i < n && j < m && am[i] == bm[j] {
-                ops.push((Op::Keep, am[i]));
-                i += 1;
-                j += 1;
-            } else if i < n && (j == m || lcs[(i + 1) * width + j] >= lcs[i * width + j + 1]) {
-                // Deletions first, as diff(1) shows a replaced line.
-                ops.push((Op::Del, am[i]));
-                i += 1;
-            } else {
-                ops.push((Op::Add, bm[j]));
-                j += 1;
-            }
-        }
-    }
-    ops.extend(a[a.len() - suffix..].iter().map(|l| (Op::Keep, *l)));
-    ops
+/// `start,count`, 1-based; an empty range starts at the line before it (`0,0` at the top).
+fn range(lines: Range<usize>) -> String {
+    let count = lines.len();
+    let start = if count == 0 { lines.start } else { lines.start + 1 };
+    format!("{start},{count}")
 }
 
 #[cfg(test)]
