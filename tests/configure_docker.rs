@@ -301,13 +301,13 @@ fn unconfigure_removes_only_latchkey_entries() {
 }
 
 #[test]
-fn docker_hub_is_written_under_the_keys_docker_and_skopeo_look_up() {
+fn docker_hub_is_written_under_the_keys_docker_skopeo_and_crane_look_up() {
     let env = Env::new();
     assert_ok(&env.run(&["configure-docker", "docker.io"]));
     let value: serde_json::Value = serde_json::from_str(&env.read_config()).unwrap();
     assert_eq!(
         value["credHelpers"],
-        serde_json::json!({"https://index.docker.io/v1/": "latchkey", "docker.io": "latchkey"})
+        serde_json::json!({"https://index.docker.io/v1/": "latchkey", "docker.io": "latchkey", "index.docker.io": "latchkey"})
     );
     // Any Hub alias is the same registry, so this changes nothing.
     let before = env.read_config();

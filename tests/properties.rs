@@ -1,7 +1,7 @@
 //! Property tests for every parser that reads what other programs and servers send:
 //! protocol stdin, server URLs, JWTs, `WWW-Authenticate` challenges, the latchkey config and the
 //! OCI/Docker manifests and indexes `pull` reads.
-//! (docker config editing has its own, in `src/docker_config.rs`, where the editor is.)
+//! (docker config editing has its own, in `src/docker_config/edit.rs`, beside the editor.)
 //! Each parser must never panic on arbitrary input and must round-trip what it accepts.
 
 use std::collections::BTreeMap;
