@@ -11,6 +11,7 @@ use reqwest::{StatusCode, Url};
 
 use super::{Answer, ErrorKind, Host, RegistryClient, RegistryError};
 use crate::{Credential, Resolved};
+use latchkey_protocol::challenge;
 use latchkey_protocol::secret::Secret;
 
 /// A WWW-Authenticate challenge we know how to answer.
@@ -20,76 +21,21 @@ pub enum Challenge {
     Bearer { realm: String, service: Option<String> },
 }
 
-/// Parse the first challenge we can answer from `WWW-Authenticate` values.
+/// The first challenge we can answer among `WWW-Authenticate` values: `Basic`, or `Bearer`
+/// with a realm. Each value is read by [`latchkey_protocol::challenge::parse_challenge`].
 pub fn parse_challenge(values: &[&str]) -> Option<Challenge> {
-    for value in values {
-        let value = value.trim();
-        let (scheme, rest) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
+    values.iter().filter_map(|v| challenge::parse_challenge(v)).find_map(|(scheme, params)| {
         if scheme.eq_ignore_ascii_case("basic") {
             return Some(Challenge::Basic);
         }
-        if scheme.eq_ignore_ascii_case("bearer") {
-            let params = parse_params(rest);
-            let get = |k: &str| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
-            if let Some(realm) = get("realm") {
-                return Some(Challenge::Bearer { realm, service: get("service") });
-            }
-        }
-    }
-    None
-}
-
-/// `error` of a Bearer challenge (`insufficient_scope`, `invalid_token`), if any.
-fn challenge_error(values: &[&str]) -> Option<String> {
-    values.iter().find_map(|v| {
-        let (_, rest) = v.trim().split_once(char::is_whitespace)?;
-        parse_params(rest).into_iter().find(|(n, _)| n.eq_ignore_ascii_case("error")).map(|(_, v)| v)
+        let realm = params.get("realm").filter(|_| scheme.eq_ignore_ascii_case("bearer"))?;
+        Some(Challenge::Bearer { realm: realm.clone(), service: params.get("service").cloned() })
     })
 }
 
-/// `a="x", b=y, c="q\"uoted,comma"` -> pairs.
-fn parse_params(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
-            chars.next();
-        }
-        let mut name = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c == ',' {
-                break;
-            }
-            name.push(c);
-            chars.next();
-        }
-        if name.is_empty() {
-            return out;
-        }
-        if chars.next() != Some('=') {
-            continue;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        out.push((name.trim().to_owned(), value.trim().to_owned()));
-    }
+/// `error` of a challenge (`insufficient_scope`, `invalid_token`), if any.
+fn challenge_error(values: &[&str]) -> Option<String> {
+    values.iter().filter_map(|v| challenge::parse_challenge(v)).find_map(|(_, mut params)| params.remove("error"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -287,6 +233,5 @@ mod tests {
             challenge_error(&[r#"Bearer realm="r",error="insufficient_scope",scope="a,b""#]).as_deref(),
             Some("insufficient_scope")
         );
-        assert_eq!(parse_params(r#"a="x\"y,z", b=c"#), vec![("a".into(), "x\"y,z".into()), ("b".into(), "c".into())]);
     }
 }
