@@ -38,7 +38,7 @@ use latchkey_protocol::server_url::RegistryKey;
 
 pub use auth::{Challenge, parse_challenge};
 pub use error::{ErrorKind, RegistryError};
-pub use options::{ClientOptions, ClientStats, PlainHttp, is_loopback};
+pub use options::{ClientOptions, ClientStats, PlainHttp};
 pub use transport::MAX_REDIRECTS;
 
 use options::Counters;
@@ -115,7 +115,7 @@ impl RegistryClient {
         let plain = match self.options.plain_http {
             PlainHttp::Always => true,
             PlainHttp::Never => false,
-            PlainHttp::Loopback => is_loopback(host),
+            PlainHttp::Loopback => latchkey_http::is_loopback_host(host),
         };
         let scheme = if plain { "http" } else { "https" };
         Url::parse(&format!("{scheme}://{host}/")).expect("a RegistryKey is a valid authority")

@@ -9,8 +9,9 @@ use serde::Serialize;
 /// Which registries are spoken to over plain HTTP.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PlainHttp {
-    /// HTTPS everywhere except loopback hosts (`localhost`, `127.0.0.0/8`, `[::1]`), which get
-    /// plain HTTP, as a registry started for local work usually is.
+    /// HTTPS everywhere except loopback hosts ([`latchkey_http::is_loopback_host`]: `localhost`,
+    /// `*.localhost`, `127.0.0.0/8`, `[::1]`), which get plain HTTP, as a registry started for
+    /// local work usually is.
     #[default]
     Loopback,
     /// HTTPS everywhere.
@@ -68,29 +69,4 @@ pub(super) struct Counters {
     pub(super) token_requests: AtomicU64,
     pub(super) redirects: AtomicU64,
     pub(super) retries: AtomicU64,
-}
-
-/// `localhost`, `127.0.0.0/8` or `[::1]`, with or without a port.
-pub fn is_loopback(host: &str) -> bool {
-    let name = match host.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => h,
-        _ => host,
-    };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_hosts() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000", "[::1]"] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in ["ghcr.io", "10.0.0.1:5000", "localhost.example.com", "[::2]:5000"] {
-            assert!(!is_loopback(h), "{h}");
-        }
-    }
 }
