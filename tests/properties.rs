@@ -9,12 +9,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use latchkey::config::Config;
-use latchkey_protocol::challenge::parse_challenge;
-use latchkey_resolver::client::{Challenge, parse_challenge as answerable_challenge};
 use latchkey_jwt as jwt;
+use latchkey_protocol::challenge::parse_challenge;
 use latchkey_protocol::helper::{self as protocol, HelperError};
 use latchkey_protocol::secret::Secret;
 use latchkey_protocol::server_url::RegistryKey;
+use latchkey_resolver::client::{Challenge, parse_challenge as answerable_challenge};
 use proptest::prelude::*;
 
 fn cases(n: u32) -> ProptestConfig {

@@ -200,7 +200,6 @@ impl RegistryClient {
             }
         }
     }
-
 }
 
 pub(super) fn basic(username: &str, password: &str) -> Secret<String> {

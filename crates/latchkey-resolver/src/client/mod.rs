@@ -204,5 +204,4 @@ impl RegistryClient {
     pub fn note_retry(&self) {
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
     }
-
 }

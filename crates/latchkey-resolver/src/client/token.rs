@@ -151,5 +151,4 @@ impl RegistryClient {
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(60));
         Ok(Token { value: Secret::new(value), expires: Instant::now() + lifetime - Duration::from_secs(10) })
     }
-
 }

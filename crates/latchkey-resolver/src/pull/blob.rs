@@ -5,10 +5,10 @@
 
 use std::io::{Seek, Write};
 
+use super::Progress;
 use super::digest::Hasher;
 use super::layout::Layout;
 use super::manifest::Blob;
-use super::Progress;
 use crate::client::{ErrorKind, RegistryClient, RegistryError};
 use crate::reference::Reference;
 
