@@ -118,16 +118,10 @@ pub fn host_of(host_or_url: &str) -> Option<String> {
     }
 }
 
-/// Whether `url`'s host is this machine (plain http is acceptable only there).
+/// Whether `url`'s host is this machine (plain http is acceptable only there), by
+/// [`latchkey_http::is_loopback_host`].
 pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
-        }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    url.host_str().is_some_and(latchkey_http::is_loopback_host)
 }
 
 /// Check a URL latchkey sends secrets to (token endpoint, device endpoints): https, or http on
@@ -252,6 +246,13 @@ mod tests {
         assert!(check_endpoint_url("http://reg.example/auth/token", "realm").is_err());
         assert!(check_endpoint_url("https://u:p@reg.example/t", "realm").is_err());
         assert!(check_endpoint_url("ftp://reg.example/t", "realm").is_err());
+        // The one loopback rule (latchkey_http::is_loopback_host), through a URL parser.
+        for url in ["http://LOCALHOST:1/t", "http://localhost./t", "http://reg.localhost/t", "http://127.9.0.1/t"] {
+            assert!(check_endpoint_url(url, "realm").is_ok(), "{url}");
+        }
+        for url in ["http://localhost.example/t", "http://[::ffff:127.0.0.1]/t", "http://0.0.0.0/t"] {
+            assert!(check_endpoint_url(url, "realm").is_err(), "{url}");
+        }
     }
 
     #[test]

@@ -9,11 +9,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use latchkey::config::Config;
-use latchkey::source::device::session::parse_challenge;
 use latchkey_jwt as jwt;
+use latchkey_protocol::challenge::parse_challenge;
 use latchkey_protocol::helper::{self as protocol, HelperError};
 use latchkey_protocol::secret::Secret;
 use latchkey_protocol::server_url::RegistryKey;
+use latchkey_resolver::client::{Challenge, parse_challenge as answerable_challenge};
 use proptest::prelude::*;
 
 fn cases(n: u32) -> ProptestConfig {
@@ -226,6 +227,30 @@ proptest! {
     #[test]
     fn challenge_parse_never_panics_on_quotes_and_escapes(input in "[a-zA-Z =,\"\\\\]{0,60}") {
         let _ = parse_challenge(&input);
+    }
+
+    #[test]
+    fn the_registry_client_answers_what_the_parser_reads(
+        scheme in prop_oneof![Just("Basic"), Just("bearer"), Just("Bearer"), Just("Negotiate"), Just("")],
+        params in proptest::collection::vec(
+            (prop_oneof![Just("realm"), Just("Service"), Just("REALM"), Just("error"), Just("x")], "[a-z:/ ,=\"\\\\]{0,10}"),
+            0..4,
+        ),
+    ) {
+        let rendered: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let input = format!("{scheme} {}", rendered.join(","));
+        // The resolver's client and the device session check read the same parse: a `basic`
+        // scheme, or a `bearer` one with its realm (and service).
+        let expected = parse_challenge(&input).and_then(|(scheme, params)| {
+            if scheme.eq_ignore_ascii_case("basic") {
+                Some(Challenge::Basic)
+            } else if scheme.eq_ignore_ascii_case("bearer") {
+                Some(Challenge::Bearer { realm: params.get("realm")?.clone(), service: params.get("service").cloned() })
+            } else {
+                None
+            }
+        });
+        prop_assert_eq!(answerable_challenge(&[input.as_str()]), expected);
     }
 
     #[test]

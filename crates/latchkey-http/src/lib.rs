@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use latchkey_protocol::secret::Secret;
 
+mod loopback;
+pub use loopback::is_loopback_host;
+
 /// Bodies latchkey reads are tokens and small JSON documents.
 pub const MAX_BODY_BYTES: u64 = 256 * 1024;
 

@@ -4,11 +4,11 @@
 //! `auths`. Everything else in the files is ignored, and the files are never written.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::bounded::{BoundedReadError, read_bounded};
 use crate::secret::Secret;
 use crate::server_url::RegistryKey;
 
@@ -105,13 +105,13 @@ impl AuthFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(ConfigFileError(format!("cannot read {}: {e}", path.display()))),
         };
-        let mut text = String::new();
-        file.take(MAX_FILE_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| ConfigFileError(format!("cannot read {}: {e}", path.display())))?;
-        if text.len() as u64 > MAX_FILE_BYTES {
-            return Err(ConfigFileError(format!("{} is larger than 4 MiB", path.display())));
-        }
+        let bytes = read_bounded(file, MAX_FILE_BYTES).map_err(|e| match e {
+            BoundedReadError::TooLarge { .. } => ConfigFileError(format!("{} is larger than 4 MiB", path.display())),
+            BoundedReadError::Io(e) => ConfigFileError(format!("cannot read {}: {e}", path.display())),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ConfigFileError(format!("cannot read {}: stream did not contain valid UTF-8", path.display()))
+        })?;
         AuthFile::parse(path, kind, &text).map(Some)
     }
 

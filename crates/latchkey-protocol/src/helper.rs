@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{Read, Write};
 
+use crate::bounded::{BoundedReadError, read_bounded};
 use crate::secret::Secret;
 
 /// The exact text docker, skopeo and podman treat as "nothing stored, go on anonymously".
@@ -124,18 +125,13 @@ fn handle(
 }
 
 fn read_stdin(stdin: &mut dyn Read) -> Result<Vec<u8>, HelperError> {
-    let mut buf = Vec::new();
-    stdin
-        .take(MAX_STDIN_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| HelperError::failed(format_args!("reading stdin: {e}")))?;
-    if buf.len() as u64 > MAX_STDIN_BYTES {
-        return Err(HelperError::failed(format_args!(
+    read_bounded(stdin, MAX_STDIN_BYTES).map_err(|e| match e {
+        BoundedReadError::Io(e) => HelperError::failed(format_args!("reading stdin: {e}")),
+        BoundedReadError::TooLarge { .. } => HelperError::failed(format_args!(
             "stdin is larger than {} KiB; a credential helper expects a server URL or one small JSON object",
             MAX_STDIN_BYTES / 1024
-        )));
-    }
-    Ok(buf)
+        )),
+    })
 }
 
 fn read_server_url(stdin: &mut dyn Read) -> Result<String, HelperError> {

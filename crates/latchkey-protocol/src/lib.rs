@@ -7,12 +7,16 @@
 //! - [`auth_files`]: where docker's `config.json` and containers' `auth.json` live and what
 //!   they say about credentials (`credHelpers`, `credsStore`, `auths`).
 //! - [`server_url`]: [`RegistryKey`], the one normalisation of a server URL.
+//! - [`bounded`]: reading input whole, up to a size bound.
+//! - [`challenge`]: the one `WWW-Authenticate` challenge parser.
 //! - [`Secret`]: a value whose `Debug` redacts it and whose buffer is wiped on drop.
 //!
 //! No OS services, no HTTP, no async: like cargo's `cargo-credential`, any Rust tool can
 //! use it as a correct and fast helper client.
 
 pub mod auth_files;
+pub mod bounded;
+pub mod challenge;
 pub mod client;
 pub mod helper;
 pub mod process;

@@ -66,7 +66,7 @@ pub fn render(resolved: &Resolved, options: &ClientOptions, now: SystemTime) -> 
     let plain = match options.plain_http {
         PlainHttp::Always => true,
         PlainHttp::Never => false,
-        PlainHttp::Loopback => super::client::is_loopback(host),
+        PlainHttp::Loopback => latchkey_http::is_loopback_host(host),
     };
     let server = format!("{}://{host}", if plain { "http" } else { "https" });
     let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, StoredCredential};
 use latchkey_fs as fsutil;
+use latchkey_protocol::bounded::{self, BoundedReadError};
 use latchkey_protocol::secret::Secret;
 use latchkey_protocol::server_url::RegistryKey;
 
@@ -129,14 +130,13 @@ impl FileStore {
 }
 
 fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
-    use std::io::Read;
     let file = fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(io::Error::other(format!("file is larger than {} MiB", MAX_FILE_BYTES >> 20)));
-    }
-    Ok(bytes)
+    bounded::read_bounded(file, MAX_FILE_BYTES).map_err(|e| match e {
+        BoundedReadError::TooLarge { .. } => {
+            io::Error::other(format!("file is larger than {} MiB", MAX_FILE_BYTES >> 20))
+        }
+        BoundedReadError::Io(e) => e,
+    })
 }
 
 /// serde_json's messages quote the offending value (`invalid type: string "..."`), which in

@@ -104,9 +104,7 @@ impl DeviceConfig {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => {
                 let host = key.api_host();
-                let loopback = browser::host_of(host).is_some_and(|h| {
-                    h == "localhost" || h == "[::1]" || h.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
-                });
+                let loopback = browser::host_of(host).is_some_and(|h| latchkey_http::is_loopback_host(&h));
                 format!("{}://{host}", if loopback { "http" } else { "https" })
             }
         }

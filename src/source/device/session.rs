@@ -2,7 +2,6 @@
 //! endpoint (`GET realm?service=..` with Basic auth, as docker itself would), and remember a
 //! positive answer on disk (no secret in it) for `check-interval-secs`.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::browser::{check_endpoint_url, printable};
 use latchkey_fs as fsutil;
 use latchkey_http as http;
+use latchkey_protocol::challenge::parse_challenge;
 use latchkey_protocol::secret::Secret;
 use latchkey_protocol::server_url::RegistryKey;
 
@@ -76,53 +76,6 @@ pub fn discover(registry_base: &str, timeout: Duration) -> Result<Endpoint, Stri
     })?;
     let realm = check_endpoint_url(realm, &format!("the token endpoint the registry at {url} names"))?;
     Ok(Endpoint { realm, service: params.get("service").cloned() })
-}
-
-/// Parse one `WWW-Authenticate` challenge: scheme and its auth-params (quoted or token values).
-pub fn parse_challenge(header: &str) -> Option<(String, BTreeMap<String, String>)> {
-    let header = header.trim();
-    let (scheme, mut rest) = match header.find(' ') {
-        Some(i) => (&header[..i], &header[i + 1..]),
-        None => (header, ""),
-    };
-    if scheme.is_empty() {
-        return None;
-    }
-    let mut params = BTreeMap::new();
-    loop {
-        rest = rest.trim_start_matches([' ', ',']);
-        let Some(eq) = rest.find('=') else { break };
-        let name = rest[..eq].trim().to_ascii_lowercase();
-        rest = &rest[eq + 1..];
-        let value;
-        if let Some(quoted) = rest.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = quoted.char_indices();
-            let mut end = quoted.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, n)) = chars.next() {
-                            out.push(n);
-                        }
-                    }
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    c => out.push(c),
-                }
-            }
-            value = out;
-            rest = &quoted[end.min(quoted.len())..];
-        } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            value = rest[..end].trim().to_owned();
-            rest = &rest[end..];
-        }
-        params.insert(name, value);
-    }
-    Some((scheme.to_owned(), params))
 }
 
 /// Ask the token endpoint for a token with the device secret as the Basic password.
@@ -321,24 +274,6 @@ impl SessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn challenges_parse() {
-        let (scheme, p) = parse_challenge(
-            r#"Bearer realm="https://reg.example/auth/token",service="reg.example",scope="repository:a/b:pull,push""#,
-        )
-        .unwrap();
-        assert_eq!(scheme, "Bearer");
-        assert_eq!(p["realm"], "https://reg.example/auth/token");
-        assert_eq!(p["service"], "reg.example");
-        assert_eq!(p["scope"], "repository:a/b:pull,push");
-        let (scheme, p) = parse_challenge(r#"Basic realm="x \"y\"", charset=UTF-8"#).unwrap();
-        assert_eq!(scheme, "Basic");
-        assert_eq!(p["realm"], "x \"y\"");
-        assert_eq!(p["charset"], "UTF-8");
-        let (_, p) = parse_challenge("Bearer realm=\"unterminated").unwrap();
-        assert_eq!(p["realm"], "unterminated");
-    }
 
     #[test]
     fn records_are_fresh_only_for_the_same_account_and_interval() {

@@ -1,0 +1,154 @@
+//! Tokens from a registry's token service (the realm of its `Bearer` challenge): a
+//! refresh-token grant for an identity token, a Basic-authenticated GET for a user name and
+//! password, an anonymous GET otherwise; cached per repository scope for the client's
+//! lifetime, one request per scope at a time.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use reqwest::header::AUTHORIZATION;
+use reqwest::{StatusCode, Url};
+
+use super::auth::basic;
+use super::quote::{credential_secrets, excerpt, redact_secrets};
+use super::transport::{header, origin_text, read_small};
+use super::{ErrorKind, Host, RegistryClient, RegistryError};
+use crate::{Credential, Resolved};
+use latchkey_http::error_chain;
+use latchkey_protocol::secret::Secret;
+
+/// A token from a realm, valid until `expires`.
+#[derive(Clone)]
+pub(super) struct Token {
+    value: Secret<String>,
+    expires: Instant,
+}
+
+impl RegistryClient {
+    /// A token for `scope`, from the cache or the realm (one request per scope at a time).
+    pub(super) async fn token(
+        &self,
+        host: &Host,
+        scope: &str,
+        realm: &str,
+        service: Option<&str>,
+        credential: &Credential,
+        resolved: &Resolved,
+    ) -> Result<Secret<String>, RegistryError> {
+        let slot = host.tokens.lock().unwrap_or_else(|p| p.into_inner()).entry(scope.to_owned()).or_default().clone();
+        let mut slot = slot.lock().await;
+        if let Some(token) = slot.as_ref()
+            && token.expires > Instant::now()
+        {
+            return Ok(token.value.clone());
+        }
+        let fetched = self.fetch_token(host, scope, realm, service, credential, resolved).await?;
+        let value = fetched.value.clone();
+        *slot = Some(fetched);
+        Ok(value)
+    }
+
+    async fn fetch_token(
+        &self,
+        host: &Host,
+        scope: &str,
+        realm: &str,
+        service: Option<&str>,
+        credential: &Credential,
+        resolved: &Resolved,
+    ) -> Result<Token, RegistryError> {
+        let realm_url = Url::parse(realm).ok().filter(|u| matches!(u.scheme(), "http" | "https")).ok_or_else(|| {
+            RegistryError::new(
+                ErrorKind::Protocol,
+                format!("{} sent a token realm that is not an http(s) URL", host.key),
+            )
+        })?;
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        if let Some(service) = service {
+            params.push(("service", service));
+        }
+        params.push(("scope", scope));
+        let what = match credential {
+            Credential::IdentityToken { .. } => "refresh-token grant",
+            Credential::UsernamePassword { .. } => "token request with Basic credentials",
+            _ => "anonymous token request",
+        };
+        let request = match credential {
+            Credential::IdentityToken { token, .. } => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.expose().as_str()),
+                    ("client_id", "latchkey"),
+                ];
+                form.extend(params.iter().copied());
+                let body = serde_urlencoded::to_string(&form).expect("strings encode");
+                self.http
+                    .post(realm_url.clone())
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+            Credential::UsernamePassword { username, password } => {
+                let mut url = realm_url.clone();
+                url.query_pairs_mut().extend_pairs(params.iter()).append_pair("account", username);
+                self.http.get(url).header(AUTHORIZATION, header(&basic(username, password.expose())))
+            }
+            _ => {
+                let mut url = realm_url.clone();
+                url.query_pairs_mut().extend_pairs(params.iter());
+                self.http.get(url)
+            }
+        };
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.counters.token_requests.fetch_add(1, Ordering::Relaxed);
+        let endpoint = format!("{}{}", origin_text(&realm_url), realm_url.path());
+        let response = request.send().await.map_err(|e| {
+            RegistryError::new(
+                ErrorKind::Transport,
+                format!("the token service of {} at {endpoint} did not answer: {}", host.key, error_chain(&e)),
+            )
+        })?;
+        let status = response.status();
+        let body = read_small(response).await.unwrap_or_default();
+        if !status.is_success() {
+            let kind = if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                ErrorKind::Unauthorized
+            } else {
+                ErrorKind::Status(status.as_u16())
+            };
+            let cause = match (&resolved.helper_error, credential) {
+                (Some(e), _) => format!("; likely cause: {e} [{}]", resolved.source),
+                (None, Credential::Anonymous) => format!("; {}", resolved.describe()),
+                (None, c) => format!(" ({} from {})", c.kind(), resolved.source),
+            };
+            return Err(RegistryError::new(
+                kind,
+                format!(
+                    "the token service of {} at {endpoint} refused the {what} for {scope}: {status} {}{cause}",
+                    host.key,
+                    excerpt(&redact_secrets(&body, &credential_secrets(credential)))
+                ),
+            ));
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            #[serde(default)]
+            token: Option<String>,
+            #[serde(default)]
+            access_token: Option<String>,
+            #[serde(default)]
+            expires_in: Option<u64>,
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            RegistryError::new(
+                ErrorKind::Protocol,
+                format!("the token service at {endpoint} answered no JSON token: {e}"),
+            )
+        })?;
+        let value = answer.token.or(answer.access_token).filter(|t| !t.is_empty()).ok_or_else(|| {
+            RegistryError::new(ErrorKind::Protocol, format!("the token service at {endpoint} answered without a token"))
+        })?;
+        // The spec's default lifetime is 60 s; keep a margin so a token never dies in flight.
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(60));
+        Ok(Token { value: Secret::new(value), expires: Instant::now() + lifetime - Duration::from_secs(10) })
+    }
+}

@@ -1,0 +1,124 @@
+//! Sending one GET: redirects followed by us, not by reqwest, so `Authorization` only goes to
+//! the registry's own origin (scheme, host and port), never to blob storage or a CDN; small
+//! bodies read with a bound; a failed answer turned into a [`RegistryError`] that quotes the
+//! server without the secrets it was sent.
+
+use std::sync::atomic::Ordering;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LOCATION, RANGE};
+use reqwest::{StatusCode, Url};
+
+use super::quote::{excerpt, redact_secrets};
+use super::{ErrorKind, RegistryClient, RegistryError};
+use latchkey_http::error_chain;
+use latchkey_protocol::secret::Secret;
+
+/// Redirect hops followed before giving up.
+pub const MAX_REDIRECTS: usize = 5;
+/// Token endpoint and error bodies are small.
+const MAX_SMALL_BODY: usize = 256 * 1024;
+
+impl RegistryClient {
+    /// Send a GET, following redirects ourselves. Authorization goes only to `url`'s origin.
+    /// Returns the final response and whether it came from that origin.
+    pub(super) async fn send_following(
+        &self,
+        url: &Url,
+        authorization: Option<&Secret<String>>,
+        accept: Option<&str>,
+        range_from: u64,
+    ) -> Result<(reqwest::Response, bool), RegistryError> {
+        let origin = url.origin();
+        let mut current = url.clone();
+        for _hop in 0..=MAX_REDIRECTS {
+            let same_origin = current.origin() == origin;
+            let mut request = self.http.get(current.clone());
+            if let Some(accept) = accept {
+                request = request.header(ACCEPT, accept);
+            }
+            if range_from > 0 {
+                request = request.header(RANGE, format!("bytes={range_from}-"));
+            }
+            if same_origin && let Some(value) = authorization {
+                request = request.header(AUTHORIZATION, header(value));
+            }
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let response = request.send().await.map_err(|e| {
+                let why = if e.is_timeout() { "timed out".to_owned() } else { error_chain(&e) };
+                RegistryError::new(ErrorKind::Transport, format!("GET {} failed: {why}", redact(&current)))
+            })?;
+            if response.status().is_redirection()
+                && let Some(location) = response.headers().get(LOCATION)
+            {
+                let location = location.to_str().ok().and_then(|l| current.join(l).ok()).ok_or_else(|| {
+                    RegistryError::new(
+                        ErrorKind::Protocol,
+                        format!("GET {} redirected to an invalid URL", redact(&current)),
+                    )
+                })?;
+                if !matches!(location.scheme(), "http" | "https") {
+                    return Err(RegistryError::new(
+                        ErrorKind::Protocol,
+                        format!("GET {} redirected to a {} URL", redact(&current), location.scheme()),
+                    ));
+                }
+                self.counters.redirects.fetch_add(1, Ordering::Relaxed);
+                current = location;
+                continue;
+            }
+            return Ok((response, same_origin));
+        }
+        Err(RegistryError::new(
+            ErrorKind::Protocol,
+            format!("GET {} was redirected more than {MAX_REDIRECTS} times", redact(url)),
+        ))
+    }
+
+    pub(super) async fn status_error(
+        &self,
+        url: &Url,
+        response: reqwest::Response,
+        authorization: Option<&Secret<String>>,
+    ) -> RegistryError {
+        let status = response.status();
+        let final_url = redact(response.url());
+        let body = read_small(response).await.unwrap_or_default();
+        let kind = match status {
+            StatusCode::NOT_FOUND => ErrorKind::NotFound,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Unauthorized,
+            s => ErrorKind::Status(s.as_u16()),
+        };
+        let via = if final_url != redact(url) { format!(" (redirected to {final_url})") } else { String::new() };
+        // Whatever the request carried never comes back in a message, even if the server echoes it.
+        let sent = authorization.map(|a| a.expose().split_once(' ').map_or(a.expose().as_str(), |(_, v)| v));
+        let body = redact_secrets(&body, &sent.into_iter().collect::<Vec<_>>());
+        RegistryError::new(kind, format!("GET {}{via} answered {status}: {}", redact(url), excerpt(&body)))
+    }
+}
+
+pub(super) fn header(value: &Secret<String>) -> HeaderValue {
+    let mut v = HeaderValue::from_str(value.expose()).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    v.set_sensitive(true);
+    v
+}
+
+pub(super) fn origin_text(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// A URL without query or userinfo, for messages (blob storage URLs carry signatures).
+pub(super) fn redact(url: &Url) -> String {
+    format!("{}{}", origin_text(url), url.path())
+}
+
+pub(super) async fn read_small(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_SMALL_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_SMALL_BODY {
+            break;
+        }
+    }
+    Ok(body)
+}
