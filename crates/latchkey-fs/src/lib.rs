@@ -141,29 +141,42 @@ pub fn lock_exclusive(lock_path: &Path) -> io::Result<File> {
 /// says who holds it (another latchkey process) and what to do if none is running.
 pub fn lock_exclusive_within(lock_path: &Path, wait: std::time::Duration) -> io::Result<File> {
     let file = open_lock_file(lock_path)?;
-    let deadline = std::time::Instant::now() + wait;
+    lock_within(&file, wait).map_err(|e| match e.kind() {
+        io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "another latchkey process has held {} for over {}s; if none is running, delete it",
+                lock_path.display(),
+                wait.as_secs()
+            ),
+        ),
+        _ => e,
+    })?;
+    Ok(file)
+}
+
+/// Take the exclusive lock on an open lock file, polling until `wait` has passed
+/// (`ErrorKind::TimedOut`). A `wait` too large for the clock is capped at a day.
+pub fn lock_within(file: &File, wait: std::time::Duration) -> io::Result<()> {
+    use std::time::{Duration, Instant};
+    let now = Instant::now();
+    let deadline = now.checked_add(wait).or_else(|| now.checked_add(Duration::from_secs(86_400))).unwrap_or(now);
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
             }
             Err(fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "another latchkey process has held {} for over {}s; if none is running, delete it",
-                        lock_path.display(),
-                        wait.as_secs()
-                    ),
-                ));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the lock is held by another process"));
             }
             Err(fs::TryLockError::Error(e)) => return Err(e),
         }
     }
 }
 
-fn open_lock_file(lock_path: &Path) -> io::Result<File> {
+/// Open (creating if needed, 0600) a lock file, without following a symlink.
+pub fn open_lock_file(lock_path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]

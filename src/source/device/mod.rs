@@ -351,7 +351,7 @@ impl DeviceSource<'_> {
 
         let cache = self.cache();
         cache.ensure_dir().map_err(|e| format!("cannot create the latchkey cache directory: {e}"))?;
-        let lock_file = open_lock(cache.lock_path())
+        let lock_file = latchkey_fs::open_lock_file(cache.lock_path())
             .map_err(|e| format!("cannot open the login lock {}: {e}", cache.lock_path().display()))?;
         let waited = match lock_file.try_lock() {
             Ok(()) => false,
@@ -361,7 +361,7 @@ impl DeviceSource<'_> {
                     "latchkey: {key}: another latchkey process is renewing the login session in the browser; waiting up to {} for it",
                     human_secs(bound.as_secs() as i64)
                 );
-                wait_for_lock(&lock_file, bound).map_err(|()| {
+                latchkey_fs::lock_within(&lock_file, bound).map_err(|_| {
                     format!(
                         "gave up after {} waiting for the browser login another latchkey process opened for {key}; finish it, or run: {}",
                         human_secs(bound.as_secs() as i64),
@@ -536,30 +536,6 @@ struct DeviceStatus {
     account: Option<String>,
     session: String,
     note: Option<String>,
-}
-
-fn open_lock(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
-fn wait_for_lock(file: &std::fs::File, bound: Duration) -> Result<(), ()> {
-    let deadline = Instant::now() + bound;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(_) => return Err(()),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
