@@ -130,7 +130,10 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
                         token: None,
                         session: None,
                         note: shadowed.then(|| {
-                            format!("not used while the {} answers: its entry there wins; erase removes both", stored[0].0)
+                            format!(
+                                "not used while the {} answers: its entry there wins; erase removes both",
+                                stored[0].0
+                            )
                         }),
                     });
                 }

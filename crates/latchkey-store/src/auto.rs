@@ -43,7 +43,10 @@ impl Store for AutoStore {
     fn describe(&self) -> String {
         let keyring = self.keyring.describe();
         if self.file_exists() {
-            format!("{keyring}, and the {} for credentials saved while the keyring was unavailable", self.file.describe())
+            format!(
+                "{keyring}, and the {} for credentials saved while the keyring was unavailable",
+                self.file.describe()
+            )
         } else {
             keyring
         }
