@@ -41,6 +41,12 @@ pub struct RegistryReport {
     /// Stored mode: the username stored, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Stored mode: the server URL as it was stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
+    /// Stored mode: the store it is in, `keyring` or `file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,12 +84,20 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
                 (None, kind) => format!("configured: store = {kind:?}").to_lowercase(),
             };
             let kind = format!("{:?}", opened.kind).to_lowercase();
-            let stored = opened.store.list().map_err(|e| e.0);
+            // Each store's entries, labelled with the store: both for `auto` with the keyring.
+            let stored: Vec<(String, Result<_, String>)> = match opened.store.backends() {
+                Some(backends) => backends
+                    .into_iter()
+                    .map(|b| (format!("{:?}", b.kind).to_lowercase(), b.entries.map_err(|e| e.0)))
+                    .collect(),
+                None => vec![(kind.clone(), opened.store.list().map_err(|e| e.0))],
+            };
             (StoreReport { kind, description: opened.store.describe(), why }, stored)
         }
-        Err(e) => {
-            (StoreReport { kind: "error".into(), description: e.to_string(), why: String::new() }, Err(e.to_string()))
-        }
+        Err(e) => (
+            StoreReport { kind: "error".into(), description: e.to_string(), why: String::new() },
+            vec![(String::new(), Err(e.to_string()))],
+        ),
     };
 
     // Each configured registry as its source sees it; `None` is the stored source, whose
@@ -95,32 +109,47 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
     }
 
     let mut registries = Vec::new();
-    match &stored {
-        Ok(list) => {
-            for (key, credential) in list {
-                if configured.iter().any(|(k, _, status)| *k == key && status.is_some()) {
-                    continue;
+    // The first store listed is the one `get` asks first (the keyring).
+    let first = stored.first().and_then(|(_, listed)| listed.as_ref().ok());
+    for (i, (store_kind, listed)) in stored.iter().enumerate() {
+        let store_name = (!store_kind.is_empty()).then(|| store_kind.clone());
+        match listed {
+            Ok(list) => {
+                for (key, credential) in list {
+                    if configured.iter().any(|(k, _, status)| *k == key && status.is_some()) {
+                        continue;
+                    }
+                    let shadowed = i > 0 && first.is_some_and(|f| f.iter().any(|(k, _)| k == key));
+                    registries.push(RegistryReport {
+                        registry: key.to_string(),
+                        mode: Mode::Stored.as_str(),
+                        username: Some(credential.username.clone()),
+                        server_url: Some(credential.server_url.clone()),
+                        store: store_name.clone(),
+                        source: None,
+                        token: None,
+                        session: None,
+                        note: shadowed.then(|| {
+                            format!(
+                                "not used while the {} answers: its entry there wins; erase removes both",
+                                stored[0].0
+                            )
+                        }),
+                    });
                 }
-                registries.push(RegistryReport {
-                    registry: key.to_string(),
-                    mode: Mode::Stored.as_str(),
-                    username: Some(credential.username.clone()),
-                    source: None,
-                    token: None,
-                    session: None,
-                    note: None,
-                });
             }
+            Err(e) => registries.push(RegistryReport {
+                registry: "*".into(),
+                mode: Mode::Stored.as_str(),
+                username: None,
+                server_url: None,
+                store: store_name,
+                source: None,
+                token: None,
+                session: None,
+                note: Some(format!("cannot list stored credentials: {e}")),
+            }),
         }
-        Err(e) => registries.push(RegistryReport {
-            registry: "*".into(),
-            mode: Mode::Stored.as_str(),
-            username: None,
-            source: None,
-            token: None,
-            session: None,
-            note: Some(format!("cannot list stored credentials: {e}")),
-        }),
     }
     for (key, mode, status) in configured {
         let report = match status {
@@ -128,6 +157,8 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
                 registry: key.to_string(),
                 mode: mode.as_str(),
                 username: s.username,
+                server_url: None,
+                store: None,
                 source: s.source,
                 token: s.token,
                 session: s.session,
@@ -138,6 +169,8 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
                 registry: key.to_string(),
                 mode: mode.as_str(),
                 username: None,
+                server_url: None,
+                store: None,
                 source: None,
                 token: None,
                 session: None,
@@ -174,6 +207,9 @@ fn print_human(r: &Report) {
         let mut line = format!("  {:<28} {:<14}", reg.registry, reg.mode);
         if let Some(u) = &reg.username {
             line.push_str(&format!(" user {u}"));
+        }
+        if let Some(s) = &reg.store {
+            line.push_str(&format!(" in {s} store"));
         }
         if let Some(s) = &reg.source {
             line.push_str(&format!(" from {s}"));

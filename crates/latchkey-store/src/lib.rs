@@ -5,6 +5,7 @@ use std::fmt;
 use latchkey_protocol::secret::Secret;
 use latchkey_protocol::server_url::RegistryKey;
 
+pub mod auto;
 pub mod file;
 pub mod keyring;
 
@@ -40,13 +41,28 @@ pub trait Store {
     /// Returns whether something was there; deleting nothing is not an error.
     fn delete(&self, key: &RegistryKey) -> Result<bool, StoreError>;
     fn list(&self) -> Result<Vec<(RegistryKey, StoredCredential)>, StoreError>;
+
+    /// For `status`: each backend's own listing when this store spans more than one (`auto`
+    /// with the keyring answering: the keyring, then the file store if it exists); `None` for
+    /// a single backend, whose listing is [`Store::list`].
+    fn backends(&self) -> Option<Vec<BackendListing>> {
+        None
+    }
+}
+
+/// One backend's contents, for `status`.
+pub struct BackendListing {
+    pub kind: StoreKind,
+    pub description: String,
+    pub entries: Result<Vec<(RegistryKey, StoredCredential)>, StoreError>,
 }
 
 /// Which backend the user asked for (config `store =` or `LATCHKEY_STORE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
-    /// The OS keyring when it answers, else the file store.
+    /// The OS keyring when it answers, else the file store; with the keyring, what the file
+    /// store kept meanwhile is still found, listed and erased.
     #[default]
     Auto,
     Keyring,
@@ -73,7 +89,8 @@ pub struct Opened {
 }
 
 /// Open the store `kind` names. `auto` probes the keyring and falls back to the file store
-/// in `data_dir`, reporting the keyring's own reason.
+/// in `data_dir`, reporting the keyring's own reason. When the keyring answers, `auto` still
+/// finds, lists and erases what the file store kept from times it did not ([`auto::AutoStore`]).
 pub fn open(kind: StoreKind, data_dir: &std::path::Path) -> Result<Opened, StoreError> {
     let file = || Box::new(file::FileStore::new(data_dir.to_path_buf())) as Box<dyn Store>;
     match kind {
@@ -87,7 +104,10 @@ pub fn open(kind: StoreKind, data_dir: &std::path::Path) -> Result<Opened, Store
             Ok(Opened { store: Box::new(store), kind: StoreKind::Keyring, fallback_reason: None })
         }
         StoreKind::Auto => match keyring::KeyringStore::open() {
-            Ok(store) => Ok(Opened { store: Box::new(store), kind: StoreKind::Keyring, fallback_reason: None }),
+            Ok(store) => {
+                let both = auto::AutoStore::new(Box::new(store), file::FileStore::new(data_dir.to_path_buf()));
+                Ok(Opened { store: Box::new(both), kind: StoreKind::Keyring, fallback_reason: None })
+            }
             Err(reason) => Ok(Opened { store: file(), kind: StoreKind::File, fallback_reason: Some(reason) }),
         },
     }
