@@ -139,10 +139,11 @@ pub fn main() -> ExitCode {
         // docker-credential-helpers does: on stdout, exit 1 on error.
         None => serve_protocol(&program, &[]),
         Some(verb) if protocol::VERBS.contains(&verb) => {
-            if person && args.len() == 2 {
-                if let Some(hint) = stdin_hint(verb) {
-                    eprintln!("{hint}");
-                }
+            if person
+                && args.len() == 2
+                && let Some(hint) = stdin_hint(verb)
+            {
+                eprintln!("{hint}");
             }
             let rest: Vec<String> = args[1..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
             serve_protocol(&program, &rest)
