@@ -61,7 +61,7 @@ if printf '%s' "$check_url" | "$BINDIR/$BIN" get >/dev/null 2>&1; then
   exit 1
 fi
 say "self-check passed: store, get and erase work"
-"$BINDIR/$BIN" status >&2
+"$BINDIR/$BIN" status >&2 || say "status found problems (listed above, each with what to do); fix them and run $BIN status again"
 
 say "next steps:"
 if [ "$on_path" = no ]; then
@@ -70,4 +70,12 @@ fi
 if [ "$#" -eq 0 ]; then
   say "  $BIN configure-docker REGISTRY...    # e.g. ghcr.io: docker then asks latchkey for it"
 fi
-say "  $BIN status                          # what latchkey sees; man $BIN for the rest"
+case "$PREFIX" in
+  /usr|/usr/local) ;;
+  *)
+    # zsh looks only in its default fpath (/usr/local/share/zsh/site-functions, /usr/share/...).
+    say "  zsh completion: add this line to ~/.zshrc before compinit (zsh does not look in $PREFIX/share/zsh/site-functions by itself):"
+    say "    fpath=(\"$PREFIX/share/zsh/site-functions\" \$fpath)"
+    ;;
+esac
+say "  $BIN status                          # what latchkey sees, and what to fix; man $BIN for the rest"

@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --quiet
-bin=target/debug/docker-credential-latchkey
+bin="${CARGO_TARGET_DIR:-target}/debug/docker-credential-latchkey"
 "$bin" man > packaging/man/docker-credential-latchkey.1
 "$bin" completions bash > packaging/completions/docker-credential-latchkey.bash
 "$bin" completions zsh > packaging/completions/_docker-credential-latchkey

@@ -92,7 +92,7 @@ if (($# == 0)); then
   # store/get/erase self-check on the default store (kept away from your real files).
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT
-  step install env PREFIX="$scratch/prefix" LATCHKEY_CONFIG="$scratch/config.toml" \
+  step install env PREFIX="$scratch/prefix" XDG_CONFIG_HOME="$scratch/config" \
     LATCHKEY_DATA_DIR="$scratch/data" LATCHKEY_CACHE_DIR="$scratch/cache" ./install.sh
 fi
 

@@ -2,7 +2,7 @@
 //! path: no clap, no extra work); everything else is a clap subcommand for humans.
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -32,14 +32,41 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Protocol: print the credentials for the server URL on stdin as JSON
+    ///
+    /// Reads a server URL on stdin (ghcr.io, https://ghcr.io/v2/, localhost:5000) and prints
+    /// {"ServerURL","Username","Secret"} on stdout, or an error on stdout with exit 1
+    /// ("credentials not found in native keychain" when nothing is stored or configured).
+    ///
+    /// Example: echo ghcr.io | docker-credential-latchkey get
+    #[command(verbatim_doc_comment)]
     Get,
     /// Protocol: store {"ServerURL","Username","Secret"} read from stdin
+    ///
+    /// Reads one JSON object {"ServerURL","Username","Secret"} on stdin and stores it
+    /// (what `docker login` does through the helper). Prints nothing on success.
+    ///
+    /// Example: echo '{"ServerURL":"ghcr.io","Username":"me","Secret":"..."}' | docker-credential-latchkey store
+    #[command(verbatim_doc_comment)]
     Store,
     /// Protocol: erase the credentials for the server URL on stdin
+    ///
+    /// Reads a server URL on stdin and erases what is stored for it (what `docker logout`
+    /// does). Erasing nothing succeeds.
+    ///
+    /// Example: echo ghcr.io | docker-credential-latchkey erase
+    #[command(verbatim_doc_comment)]
     Erase,
     /// Protocol: print {server URL: username} of everything stored
+    ///
+    /// Prints a JSON object {server URL: username} of everything stored; reads nothing.
+    ///
+    /// Example: docker-credential-latchkey list
+    #[command(verbatim_doc_comment)]
     List,
     /// Protocol: print the version
+    ///
+    /// Prints the version line (the same as -V and --version).
+    #[command(verbatim_doc_comment)]
     Version,
     /// Point docker's config.json credHelpers at latchkey for REGISTRY...
     ConfigureDocker(crate::docker_config::ConfigureArgs),
@@ -89,20 +116,95 @@ pub fn main() -> ExitCode {
     let program =
         args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_else(|| "docker-credential-latchkey".into());
     let first = args.get(1).and_then(|a| a.to_str());
+    let second = args.get(2).and_then(|a| a.to_str());
+    // Programs (docker, skopeo, ...) give the verbs a pipe on stdin; a person types them at a
+    // terminal, and gets help where a program gets the protocol's terse answers.
+    let person = std::io::stdin().is_terminal();
     match first {
-        Some("-v" | "--version") if args.len() == 2 => {
+        Some("-v" | "-V" | "--version") if args.len() == 2 => {
             println!("{}", crate::VERSION_LINE);
             ExitCode::SUCCESS
+        }
+        // `help`, `help VERB`, `VERB --help`, `VERB -h`: help on stdout, exit 0.
+        Some("help") if args.len() <= 3 => print_help(second),
+        Some(verb) if protocol::VERBS.contains(&verb) && args.len() == 3 && matches!(second, Some("--help" | "-h")) => {
+            print_help(Some(verb))
+        }
+        // A person with no verb: the help, not just the protocol's usage line.
+        None if person => {
+            let _ = command().print_help();
+            ExitCode::FAILURE
         }
         // Protocol verbs, unknown verbs and wrong argument counts answer exactly as
         // docker-credential-helpers does: on stdout, exit 1 on error.
         None => serve_protocol(&program, &[]),
-        Some(verb) if protocol::VERBS.contains(&verb) || (!verb.starts_with('-') && !is_subcommand(verb)) => {
+        Some(verb) if protocol::VERBS.contains(&verb) => {
+            if person
+                && args.len() == 2
+                && let Some(hint) = stdin_hint(verb)
+            {
+                eprintln!("{hint}");
+            }
+            let rest: Vec<String> = args[1..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            serve_protocol(&program, &rest)
+        }
+        // A mistyped subcommand from a person: clap's error, with its suggestion.
+        Some(verb) if !verb.starts_with('-') && !is_subcommand(verb) && !person => {
             let rest: Vec<String> = args[1..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
             serve_protocol(&program, &rest)
         }
         _ => run_subcommand(Cli::parse_from(args)),
     }
+}
+
+/// What a protocol verb waits for on stdin, said before it waits on a terminal.
+pub fn stdin_hint(verb: &str) -> Option<String> {
+    let what = match verb {
+        "get" | "erase" => format!("a server URL from stdin (e.g. `echo ghcr.io | docker-credential-latchkey {verb}`)"),
+        "store" => "{\"ServerURL\",\"Username\",\"Secret\"} JSON from stdin (e.g. `echo '{\"ServerURL\":\"ghcr.io\",\"Username\":\"me\",\"Secret\":\"...\"}' | docker-credential-latchkey store`)".to_owned(),
+        _ => return None,
+    };
+    Some(format!(
+        "docker-credential-latchkey {verb}: reading {what}; Ctrl-D to end (docker calls this itself; `docker-credential-latchkey help` for the rest)"
+    ))
+}
+
+/// `help [NAME]`: the whole help, or one subcommand's (protocol verbs included), on stdout.
+fn print_help(name: Option<&str>) -> ExitCode {
+    let mut cmd = command();
+    cmd.build();
+    let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_owned()).collect();
+    let result = match name {
+        None => cmd.print_long_help(),
+        Some(name) => match cmd.find_subcommand_mut(name) {
+            Some(sub) => sub.print_long_help(),
+            None => {
+                eprintln!("latchkey: no command {name:?}; the commands are {}", names.join(", "));
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// The completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command(), "docker-credential-latchkey", &mut out);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete 4.6 escapes the hyphens of the program name one way where it works out
+        // which subcommand is being completed (`docker__credential__latchkey__subcmd__pull`) and
+        // another in the `case` that completes its options
+        // (`docker__subcmd__credential__subcmd__latchkey__subcmd__pull`), so nothing past the
+        // subcommand name ever completed. Use one spelling.
+        let text = String::from_utf8_lossy(&out)
+            .replace("docker__subcmd__credential__subcmd__latchkey", "docker__credential__latchkey");
+        out = text.into_bytes();
+    }
+    out
 }
 
 fn is_subcommand(name: &str) -> bool {
@@ -180,11 +282,8 @@ fn run_subcommand(cli: Cli) -> ExitCode {
         Command::Logout { registry } => device_command(&registry, false),
         Command::Pull(args) => crate::resolver_command::pull(&args),
         Command::HostsToml(args) => crate::resolver_command::hosts_toml(&args),
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut command(), "docker-credential-latchkey", &mut std::io::stdout());
-            Ok(())
-        }
-        Command::Man => clap_mangen::Man::new(command()).render(&mut std::io::stdout()).map_err(anyhow::Error::from),
+        Command::Completions { shell } => std::io::stdout().write_all(&completions(shell)).map_err(anyhow::Error::from),
+        Command::Man => crate::manpage::render(&mut std::io::stdout().lock()).map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,8 +71,20 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Load the config from its default location (see [`crate::paths::config_file`]).
+    /// A missing file is the empty config, except when `$LATCHKEY_CONFIG` names it: the user
+    /// asked for that file, so running without it would be a surprise.
     pub fn load_default() -> Result<Config, ConfigError> {
-        Config::load(&crate::paths::config_file())
+        let path = crate::paths::config_file();
+        let config = Config::load(&path)?;
+        if !config.exists && crate::paths::config_file_from_env() {
+            let env = crate::paths::ENV_CONFIG;
+            return Err(ConfigError(format!(
+                "{env} names the config file {}, which does not exist: create it, or unset {env} to use {}",
+                path.display(),
+                crate::paths::default_config_file().display()
+            )));
+        }
+        Ok(config)
     }
 
     /// Load `path`; a missing file is an empty config, anything unreadable or invalid is an error.
@@ -104,7 +116,7 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let at = e
                 .span()
-                .map(|s| line_col(text, s.start))
+                .map(|s| line_col(text, key_offset(text, s.start, e.message())))
                 .map(|(l, c)| format!(" at line {l}, column {c}"))
                 .unwrap_or_default();
             ConfigError(format!("invalid config file {}{at}: {}", path.display(), e.message()))
@@ -163,6 +175,38 @@ impl Config {
     pub fn registry(&self, key: &RegistryKey) -> RegistryConfig {
         self.registries.get(key).cloned().unwrap_or_default()
     }
+}
+
+/// The TOML parser reports an error inside an internally tagged table (`[...identity]`, whose
+/// `source` picks the variant) at the table's header: point at the unknown key's line in that
+/// table instead.
+fn key_offset(text: &str, offset: usize, message: &str) -> usize {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    if !text[line_start..].trim_start().starts_with('[') {
+        return offset;
+    }
+    let Some(field) = message.split_once("unknown field `").and_then(|(_, rest)| rest.split_once('`')) else {
+        return offset;
+    };
+    let field = field.0;
+    // The table's own lines: after its header, up to the next header.
+    let body_start = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i + 1);
+    let mut at = body_start;
+    for line in text[body_start..].split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            break;
+        }
+        let indent = line.len() - trimmed.len();
+        let key = trimmed.split('=').next().unwrap_or("").trim().trim_matches(|c| c == '"' || c == '\'');
+        let hit = key == field;
+        if hit {
+            return at + indent;
+        }
+        at += line.len();
+    }
+    offset
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -241,6 +285,20 @@ mode = "device"
             let e = Config::parse(Path::new("c.toml"), &format!("[registries.\"r.example\"]\n{body}\n")).unwrap_err().0;
             assert!(e.contains(needle) && (e.contains("r.example") || e.contains("line 4")), "{needle}: {e}");
         }
+    }
+
+    #[test]
+    fn errors_inside_identity_name_the_key_line() {
+        let head = "[registries.\"r.example\"]\nmode = \"static-bearer\"\n[registries.\"r.example\".identity]\n";
+        let e =
+            Config::parse(Path::new("c.toml"), &format!("{head}source = \"file\"\n\npth = \"/x\"\n")).unwrap_err().0;
+        assert!(e.contains("line 6, column 1") && e.contains("pth"), "{e}");
+        let e =
+            Config::parse(Path::new("c.toml"), &format!("{head}  source = \"fiel\"\npath = \"/x\"\n")).unwrap_err().0;
+        assert!(e.contains("line 4") && e.contains("fiel"), "{e}");
+        // Nothing to point at (a missing key): the table's line stays.
+        let e = Config::parse(Path::new("c.toml"), &format!("{head}source = \"file\"\n")).unwrap_err().0;
+        assert!(e.contains("line 3") && e.contains("path"), "{e}");
     }
 
     #[test]

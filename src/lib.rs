@@ -9,6 +9,7 @@ pub mod config;
 pub mod docker_config;
 pub mod duration;
 pub mod helper;
+pub mod manpage;
 pub mod paths;
 pub mod registry;
 pub mod resolver_command;

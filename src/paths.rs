@@ -25,9 +25,17 @@ fn no_home(what: &str, var: &str) -> PathBuf {
 
 /// The config file: `$LATCHKEY_CONFIG`, else `<config dir>/latchkey/config.toml`.
 pub fn config_file() -> PathBuf {
-    from_env(ENV_CONFIG)
-        .or_else(|| project_dirs().map(|d| d.config_dir().join("config.toml")))
-        .unwrap_or_else(|| no_home("config", ENV_CONFIG))
+    from_env(ENV_CONFIG).unwrap_or_else(default_config_file)
+}
+
+/// Whether `$LATCHKEY_CONFIG` names the config file (then it must exist).
+pub fn config_file_from_env() -> bool {
+    from_env(ENV_CONFIG).is_some()
+}
+
+/// `<config dir>/latchkey/config.toml` (`$XDG_CONFIG_HOME` or `~/.config` on Linux).
+pub fn default_config_file() -> PathBuf {
+    project_dirs().map(|d| d.config_dir().join("config.toml")).unwrap_or_else(|| no_home("config", ENV_CONFIG))
 }
 
 /// The file store's directory: `$LATCHKEY_DATA_DIR`, else `<data dir>/latchkey`.

@@ -4,7 +4,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -144,11 +144,22 @@ pub fn hosts_toml(args: &HostsTomlArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?;
     match &args.write {
         Some(dir) => {
+            // The file's own "rewrite it" line names the directory it was written to, not the
+            // usual one, so a timer copied from it rewrites this file.
+            let mut rendered = rendered;
+            let rewrite = rewrite_command(resolved.registry.as_str(), &args.connection, dir);
+            rendered.text = rendered
+                .text
+                .lines()
+                .map(|line| if is_rewrite_example(line) { format!("#   {rewrite}\n") } else { format!("{line}\n") })
+                .collect();
             let path = latchkey_resolver::hosts_toml::write(&rendered, dir)
                 .with_context(|| format!("cannot write hosts.toml under {}", dir.display()))?;
             let until = rendered
                 .expires_at
-                .map(|e| format!("; its token expires at {}, rewrite it before then", latchkey_jwt::rfc3339(e)))
+                .map(|e| {
+                    format!("; its token expires at {}, rewrite it before then: {rewrite}", latchkey_jwt::rfc3339(e))
+                })
                 .unwrap_or_default();
             eprintln!("wrote {}{until}", path.display());
         }
@@ -158,6 +169,36 @@ pub fn hosts_toml(args: &HostsTomlArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The example line hosts_toml::render puts in a file whose token expires, which names the usual
+/// directory; `--write DIR` replaces it with the command that rewrites the file actually written.
+fn is_rewrite_example(line: &str) -> bool {
+    line.starts_with("#   docker-credential-latchkey hosts-toml ") && line.ends_with(" --write /etc/containerd/certs.d")
+}
+
+/// The command that rewrites `DIR/<registry>/hosts.toml` as it was written: DIR absolute (a
+/// timer runs elsewhere) and shell-quoted, with the same connection flags.
+fn rewrite_command(registry: &str, connection: &ConnectionArgs, dir: &Path) -> String {
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut command = format!("docker-credential-latchkey hosts-toml {}", shell_quote(registry));
+    if connection.plain_http {
+        command.push_str(" --plain-http");
+    }
+    if connection.https_only {
+        command.push_str(" --https-only");
+    }
+    command.push_str(" --write ");
+    command.push_str(&shell_quote(&dir.to_string_lossy()));
+    command
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 mod bars {

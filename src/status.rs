@@ -1,6 +1,9 @@
 //! `status`: which store is in use and why, the config, each registry's mode and state.
 //! Never prints a secret: tokens are described by their claims, stored credentials by username.
 
+use std::time::Duration;
+
+use latchkey_protocol::server_url::RegistryKey;
 use serde::Serialize;
 
 use crate::config::{Config, Mode};
@@ -9,11 +12,20 @@ use crate::registry::source_for;
 use crate::store::LazyStore;
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exits 1 when it finds a problem (each is a line under \"problems:\", and in \"problems\" with --json)."
+)]
 pub struct StatusArgs {
     /// Machine-readable output (JSON on stdout)
     #[arg(long)]
     pub json: bool,
+    /// Also ask each registry's /v2/ endpoint (anonymously, 5 s at most each) and show its answer
+    #[arg(long)]
+    pub check: bool,
 }
+
+/// How long `--check` waits for each registry.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Serialize)]
 pub struct Report {
@@ -23,6 +35,26 @@ pub struct Report {
     pub store: StoreReport,
     pub docker: Option<crate::docker_config::DockerReport>,
     pub registries: Vec<RegistryReport>,
+    /// `--check`: each registry's anonymous `/v2/` answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<CheckReport>>,
+    /// What is wrong, each saying what to do; `status` exits 1 when there is any.
+    pub problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct CheckReport {
+    pub registry: String,
+    pub url: String,
+    /// The HTTP status, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The `WWW-Authenticate` challenge, when it sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    /// Why it did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -64,13 +96,26 @@ pub use crate::source::TokenStatus as TokenReport;
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let config = Config::load_default()?;
-    let report = collect(config)?;
+    let mut report = collect(config)?;
+    if args.check {
+        let checks = check_registries(&report);
+        for c in &checks {
+            if let Some(e) = &c.error {
+                report.problems.push(format!("{}: {e}", c.registry));
+            }
+        }
+        report.checks = Some(checks);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_human(&report);
     }
-    Ok(())
+    match report.problems.len() {
+        0 => Ok(()),
+        1 => anyhow::bail!("status found a problem (see above)"),
+        n => anyhow::bail!("status found {n} problems (see above)"),
+    }
 }
 
 pub fn collect(config: Config) -> anyhow::Result<Report> {
@@ -180,17 +225,187 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
         registries.push(report);
     }
     registries.sort_by(|a, b| a.registry.cmp(&b.registry));
+    let docker = crate::docker_config::report();
+    let mut problems = Vec::new();
+    if store_report.kind == "error" {
+        problems.push(format!("the credential store cannot be opened: {}", store_report.description));
+    }
+    problems.extend(identity_file_problems(&config));
+    if let Some(d) = &docker {
+        problems.extend(docker_problems(d));
+    }
     Ok(Report {
         version: crate::VERSION_LINE,
         config_file: config.path.display().to_string(),
         config_exists: config.exists,
         store: store_report,
-        docker: crate::docker_config::report(),
+        docker,
         registries,
+        checks: None,
+        problems,
     })
 }
 
+/// Files a static bearer's identity reads that cannot be read now (every `get` would fail).
+fn identity_file_problems(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, registry) in &config.registries {
+        let Some(identity) = &registry.identity else { continue };
+        for (what, path) in identity.files() {
+            if let Err(e) = std::fs::File::open(path) {
+                problems.push(format!(
+                    "{key}: {what} {} cannot be read ({e}); fix {what} in [registries.\"{key}\".identity] of {}",
+                    path.display(),
+                    config.path.display()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// docker's config.json names helpers docker cannot run.
+fn docker_problems(d: &crate::docker_config::DockerReport) -> Vec<String> {
+    use crate::docker_config::{HELPER, HELPER_EXE, on_path};
+    let mut problems = Vec::new();
+    if let Some(error) = &d.error {
+        problems.push(format!("docker's config {} cannot be read: {error}", d.path));
+        return problems;
+    }
+    let mut ours = d.latchkey_registries.clone();
+    if d.creds_store.as_deref() == Some(HELPER) {
+        ours.push("credsStore".into());
+    }
+    if !ours.is_empty() && !on_path(HELPER_EXE) {
+        let here = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.display().to_string()))
+            .unwrap_or_else(|| "its directory".into());
+        problems.push(format!(
+            "{HELPER_EXE} is not on PATH, so docker cannot run it for {}: add {here} to PATH (or install it with ./install.sh)",
+            ours.join(", ")
+        ));
+    }
+    let mut named: Vec<(String, &str)> =
+        d.other_helpers.iter().map(|(k, h)| (format!("credHelpers[{k:?}]"), h.as_str())).collect();
+    if let Some(store) = d.creds_store.as_deref().filter(|s| *s != HELPER) {
+        named.push(("credsStore".into(), store));
+    }
+    for (entry, helper) in named {
+        if helper.is_empty() || helper.contains('/') || on_path(&format!("docker-credential-{helper}")) {
+            continue;
+        }
+        let mut line =
+            format!("{entry} = {helper:?} in {}: docker runs docker-credential-{helper}, which is not on PATH", d.path);
+        if looks_like_latchkey(helper) {
+            let registry = entry.strip_prefix("credHelpers[").and_then(|r| r.strip_suffix(']'));
+            line.push_str(&format!("; the value must be {HELPER:?}"));
+            if let Some(r) = registry.and_then(|r| serde_json::from_str::<String>(r).ok()) {
+                line.push_str(&format!(" (run: {HELPER_EXE} configure-docker {r})"));
+            }
+        }
+        problems.push(line);
+    }
+    problems
+}
+
+/// `docker-credential-latchkey`, `latchky`, `Latchkey`, ...: meant to be latchkey.
+fn looks_like_latchkey(value: &str) -> bool {
+    let v = value.to_ascii_lowercase();
+    let v = v.strip_prefix("docker-credential-").unwrap_or(&v);
+    v.contains(crate::docker_config::HELPER) || edit_distance(v, crate::docker_config::HELPER) <= 2
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// `--check`: each configured or docker-routed registry's anonymous `/v2/` answer.
+fn check_registries(report: &Report) -> Vec<CheckReport> {
+    let mut keys: Vec<RegistryKey> =
+        report.registries.iter().filter_map(|r| RegistryKey::parse_host(&r.registry).ok()).collect();
+    if let Some(d) = &report.docker {
+        keys.extend(d.latchkey_registries.iter().filter_map(|r| RegistryKey::parse_host(r).ok()));
+    }
+    keys.sort();
+    keys.dedup();
+    let client = latchkey_http::Client::new("registry", CHECK_TIMEOUT);
+    keys.into_iter()
+        .map(|key| {
+            let host = key.api_host();
+            let scheme = if latchkey_resolver::client::is_loopback(host) { "http" } else { "https" };
+            let url = format!("{scheme}://{host}/v2/");
+            let mut check =
+                CheckReport { registry: key.to_string(), url: url.clone(), status: None, challenge: None, error: None };
+            let answer = client.as_ref().map_err(Clone::clone).and_then(|c| c.send(c.get(&url), &url));
+            match answer {
+                Ok(r) => {
+                    check.status = Some(r.status);
+                    check.challenge = r
+                        .headers
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| v.chars().take(300).collect());
+                    if !matches!(r.status, 200 | 401) {
+                        check.error = Some(format!(
+                            "{url} answered {} (a registry answers 200 or 401): is {host} a registry?",
+                            r.status
+                        ));
+                    }
+                }
+                Err(e) => {
+                    let hint = if scheme == "https" && e.contains("InvalidContentType") {
+                        "; it answered plain HTTP: clients need it listed as an insecure registry"
+                    } else {
+                        ""
+                    };
+                    check.error = Some(format!("{e}{hint}"));
+                }
+            }
+            check
+        })
+        .collect()
+}
+
+fn print_problems(r: &Report) {
+    if let Some(checks) = &r.checks {
+        println!("checks:");
+        for c in checks {
+            let answer = match (c.status, &c.challenge) {
+                (Some(s), Some(ch)) => format!("{s}, {ch}"),
+                (Some(s), None) => s.to_string(),
+                (None, _) => "no answer (see problems)".to_owned(),
+            };
+            println!("  {:<28} GET {}: {answer}", c.registry, c.url);
+        }
+    }
+    if r.problems.is_empty() {
+        println!("problems: none found");
+    } else {
+        println!("problems:");
+        for p in &r.problems {
+            println!("  - {p}");
+        }
+    }
+}
+
 fn print_human(r: &Report) {
+    print_registries(r);
+    print_problems(r);
+}
+
+fn print_registries(r: &Report) {
     println!("{}", r.version);
     println!("config:  {}{}", r.config_file, if r.config_exists { "" } else { " (not present: defaults)" });
     println!("store:   {} ({})", r.store.description, r.store.why);

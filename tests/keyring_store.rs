@@ -102,7 +102,6 @@ impl Session {
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("XDG_CACHE_HOME", self.path("cache"))
             .env("XDG_RUNTIME_DIR", self.path("runtime"))
-            .env("LATCHKEY_CONFIG", self.path("config/latchkey.toml"))
             .env("LATCHKEY_DATA_DIR", self.path("latchkey-data"))
     }
 

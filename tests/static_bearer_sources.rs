@@ -313,7 +313,9 @@ fn command_source_faults() {
     assert_fails(&sb.get(REGISTRY, &[]), &["cannot run", "/nonexistent/issuer"], None);
 
     write_identity(&sb, "source = \"command\"\nargv = [\"/bin/echo\", \"opaque-token\"]");
-    assert_fails(&sb.get(REGISTRY, &[]), &["not a usable JWT"], Some("opaque-token"));
+    let out = sb.get(REGISTRY, &[]);
+    assert_fails(&out, &["not a usable JWT"], Some("opaque-token"));
+    assert_eq!(out.stdout.matches("not a usable JWT").count(), 1, "said once: {}", out.stdout);
 }
 
 #[test]

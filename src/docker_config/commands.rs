@@ -108,7 +108,7 @@ pub(super) fn repository_path(arg: &str) -> Option<&str> {
     (!trimmed.is_empty() && trimmed != "v1" && trimmed != "v2").then_some(path)
 }
 
-pub(super) fn on_path(exe: &str) -> bool {
+pub(crate) fn on_path(exe: &str) -> bool {
     let Some(path) = std::env::var_os("PATH") else { return false };
     let exe = format!("{exe}{}", std::env::consts::EXE_SUFFIX);
     std::env::split_paths(&path).any(|dir| {

@@ -37,6 +37,7 @@ mod plan;
 mod report;
 mod write;
 
+pub(crate) use commands::on_path;
 pub use commands::{ConfigureArgs, UnconfigureArgs, configure, unconfigure};
 pub use edit::check_edit_invariants;
 pub use report::{DockerReport, report};

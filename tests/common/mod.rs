@@ -281,7 +281,6 @@ impl TestEnv {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(r.join("run"), fs::Permissions::from_mode(0o700)).expect("chmod run dir");
         }
-        set("LATCHKEY_CONFIG", &r.join("latchkey/config.toml"));
         set("LATCHKEY_DATA_DIR", &r.join("latchkey/data"));
         set("LATCHKEY_CACHE_DIR", &r.join("latchkey/cache"));
         vars.insert("LATCHKEY_STORE".into(), "file".into());
@@ -329,8 +328,10 @@ impl TestEnv {
         PathBuf::from(self.var("LATCHKEY_DATA_DIR").expect("set in new()"))
     }
 
+    /// The default config location under the temp home (no LATCHKEY_CONFIG: naming a missing
+    /// file there is an error, and most tests have no config).
     pub fn config_path(&self) -> PathBuf {
-        PathBuf::from(self.var("LATCHKEY_CONFIG").expect("set in new()"))
+        PathBuf::from(self.var("XDG_CONFIG_HOME").expect("set in new()")).join("latchkey/config.toml")
     }
 
     /// The file store's credentials file.

@@ -63,9 +63,15 @@ impl fmt::Display for HelperCallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HelperCallError::NotFound { program } => write!(f, "{program} has no credentials for it ({NOT_FOUND})"),
-            HelperCallError::NotInstalled { program, error } => {
-                write!(f, "cannot run {program} ({error}); is it installed and on PATH?")
-            }
+            HelperCallError::NotInstalled { program, error } => match doubled_prefix(program) {
+                // credHelpers {"ghcr.io": "docker-credential-latchkey"}: docker adds the prefix itself.
+                Some(name) => write!(
+                    f,
+                    "cannot run {program} ({error}); credHelpers and credsStore values name the helper \
+                     without its docker-credential- prefix: write \"{name}\", not \"docker-credential-{name}\""
+                ),
+                None => write!(f, "cannot run {program} ({error}); is it installed and on PATH?"),
+            },
             HelperCallError::TimedOut { program, after } => {
                 write!(f, "{program} did not answer within {} s and was stopped", after.as_secs_f32())
             }
@@ -82,6 +88,11 @@ impl fmt::Display for HelperCallError {
 }
 
 impl std::error::Error for HelperCallError {}
+
+/// `docker-credential-docker-credential-NAME` (a config value that repeats the prefix): `NAME`.
+fn doubled_prefix(program: &str) -> Option<&str> {
+    program.strip_prefix("docker-credential-docker-credential-").filter(|name| !name.is_empty())
+}
 
 /// Run `docker-credential-<helper> get` with `server_url` on stdin, killing it after `timeout`.
 ///
@@ -244,5 +255,15 @@ mod tests {
         let missing = get("latchkey-test-no-such-helper", "x", t).unwrap_err();
         assert!(matches!(missing, HelperCallError::NotInstalled { .. }));
         assert!(missing.to_string().contains("docker-credential-latchkey-test-no-such-helper"), "{missing}");
+
+        // A value that repeats the prefix: say what the value must be.
+        let doubled = get("docker-credential-latchkey-test-no-such-helper", "x", t).unwrap_err().to_string();
+        assert!(
+            doubled.contains(
+                r#"write "latchkey-test-no-such-helper", not "docker-credential-latchkey-test-no-such-helper""#
+            ),
+            "{doubled}"
+        );
+        assert!(!doubled.contains("is it installed"), "{doubled}");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -126,6 +126,23 @@ fn default_gitlab_var() -> String {
 }
 
 impl IdentitySource {
+    /// The files this source reads, as (config key, path), for `status` to check.
+    pub fn files(&self) -> Vec<(&'static str, &Path)> {
+        match self {
+            IdentitySource::File { path } => vec![("path", path.as_path())],
+            IdentitySource::Http { bearer_file: Some(file), .. } => vec![("bearer-file", file.as_path())],
+            IdentitySource::Exchange { subject, .. } => subject.files(),
+            IdentitySource::Mint { private_key_file, certificate_chain_file, .. } => {
+                let mut files = vec![("private-key-file", private_key_file.as_path())];
+                if let Some(chain) = certificate_chain_file {
+                    files.push(("certificate-chain-file", chain.as_path()));
+                }
+                files
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Short name for status and errors.
     pub fn kind(&self) -> &'static str {
         match self {

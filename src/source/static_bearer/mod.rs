@@ -114,7 +114,11 @@ impl StaticBearer<'_> {
             IdentitySource::Mint { .. } => mint(self.identity, now)?,
             other => other.fetch()?,
         };
-        let claims = jwt::inspect(token.expose()).map_err(|e| format!("the token is not a usable JWT: {e}"))?;
+        let claims = jwt::inspect(token.expose()).map_err(|e| match e {
+            // Its text already says "not a usable JWT".
+            jwt::JwtError::Malformed(_) => format!("the token is {e}"),
+            e => format!("the token is not a usable JWT: {e}"),
+        })?;
         jwt::check_usable(&claims, now, self.min_validity, self.identity.expected_audience())
             .map_err(|e| self.explain_unusable(e))?;
         Ok(CachedToken {
