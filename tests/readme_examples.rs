@@ -124,6 +124,12 @@ const KNOWN: &[Known] = &[
         handling: Handling::Run("static_bearer_sources_load"),
     },
     Known {
+        lang: "rust",
+        first_line: "use std::sync::Arc;",
+        fingerprint: "779daaeb3f6a",
+        handling: Handling::Run("rust_example_compiles"),
+    },
+    Known {
         lang: "sh",
         first_line: "docker-credential-latchkey pull ghcr.io/org/app:1.2 --output app               # this machine's platform",
         fingerprint: "d113b6f8413b",
@@ -137,9 +143,8 @@ const KNOWN: &[Known] = &[
     },
 ];
 
-/// Fence languages whose blocks must be in [`KNOWN`]. Other fences (```rust, tables of output)
-/// are not examples to run.
-const CHECKED_LANGS: &[&str] = &["sh", "bash", "shell", "console", "toml"];
+/// Fence languages whose blocks must be in [`KNOWN`]. Other fences are not examples to run.
+const CHECKED_LANGS: &[&str] = &["sh", "bash", "shell", "console", "toml", "rust"];
 
 /// A fenced block of README.md.
 #[derive(Clone, Debug)]
@@ -705,5 +710,51 @@ fn uninstall_example() {
     assert!(
         helpers.is_null() || helpers == serde_json::json!({}),
         "unconfigure-docker removed both entries, left {helpers}:\n{out}"
+    );
+}
+
+// =============================================================================================
+// The README's Rust example, compiled
+// =============================================================================================
+
+/// The README's ```rust block, verbatim between the markers: it is compiled with this test (so
+/// `latchkey::resolver` and every name it uses exist), and [`rust_example_compiles`] checks the
+/// README still holds exactly this text. It is not run: it pulls from ghcr.io.
+#[rustfmt::skip]
+#[allow(dead_code)]
+mod readme_rust_example {
+// BEGIN README RUST EXAMPLE
+use std::sync::Arc;
+use latchkey::resolver::pull::{PlatformSelector, Quiet};
+use latchkey::resolver::{pull, ClientOptions, Credential, PullOptions, Reference, RegistryClient, Resolver};
+
+async fn pull_app() -> Result<(), Box<dyn std::error::Error>> {
+    let resolver = Arc::new(Resolver::from_env()?); // docker config.json, then auth.json
+    match &resolver.resolve("ghcr.io")?.credential { // runs the helper once; cached
+        Credential::StaticBearer(_) => println!("literal Authorization header, no challenge"),
+        other => println!("{}", other.kind()), // identity token, username/password, anonymous
+    }
+    let client = RegistryClient::new(resolver, ClientOptions::default())?;
+    let image: Reference = "ghcr.io/org/app:1.2".parse()?;
+    let options = PullOptions { output: "app".into(), platforms: PlatformSelector::All, concurrency: 4 };
+    let summary = pull(&client, &image, &options, Arc::new(Quiet)).await?; // OCI layout in ./app
+    println!("{}: {} blobs, {} 401s", summary.digest, summary.blobs, summary.http.unauthorized);
+    Ok(())
+}
+// END README RUST EXAMPLE
+}
+
+#[test]
+fn rust_example_compiles() {
+    let readme = block_of("rust_example_compiles", "rust");
+    let this_file = include_str!("readme_examples.rs");
+    let begin = "// BEGIN README RUST EXAMPLE\n";
+    let start = this_file.find(begin).expect("begin marker") + begin.len();
+    let end = this_file.find("// END README RUST EXAMPLE").expect("end marker");
+    assert_eq!(
+        readme.text,
+        &this_file[start..end],
+        "README.md line {}: copy the ```rust block into tests/readme_examples.rs's readme_rust_example module",
+        readme.line
     );
 }
