@@ -341,7 +341,11 @@ fn run_script(env: &TestEnv, prelude: &str, script: &str) -> Output {
     let mut cmd = env.command("bash");
     cmd.arg("-c").arg(&full);
     let out = common::run_command(cmd, b"", common::DEFAULT_TIMEOUT * commands.max(1) as u32);
-    assert_eq!(out.code, Some(0), "the README example failed as run:\n----- script -----\n{full}----- end -----\n{out}");
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the README example failed as run:\n----- script -----\n{full}----- end -----\n{out}"
+    );
     out
 }
 
@@ -507,7 +511,11 @@ fn stored_credentials_example() {
     );
     let out = run_script(&env, "", &script);
     assert_eq!(cred_helpers(&env), serde_json::json!({ host.clone(): "latchkey" }));
-    assert_eq!(get(&env, &host), (host.clone(), "me".into(), "test-token-1".into()), "docker login stored through latchkey");
+    assert_eq!(
+        get(&env, &host),
+        (host.clone(), "me".into(), "test-token-1".into()),
+        "docker login stored through latchkey"
+    );
     assert!(out.stdout_str().contains("\"Digest\""), "the image was inspected with the stored credential:\n{out}");
 }
 
@@ -523,7 +531,10 @@ fn skopeo_auth_json_example() {
     let out = run_script(&env, "", &render(&example, &[("127.0.0.1:5000", host.clone())], &[]));
     assert_eq!(get(&env, &host), (host.clone(), "me".into(), "secret".into()), "skopeo login stored through latchkey");
     let layout = env.path("app");
-    assert!(layout.join("oci-layout").is_file() && layout.join("index.json").is_file(), "skopeo copy wrote an OCI layout:\n{out}");
+    assert!(
+        layout.join("oci-layout").is_file() && layout.join("index.json").is_file(),
+        "skopeo copy wrote an OCI layout:\n{out}"
+    );
     resolver_support::check_layout(&layout);
 }
 
@@ -551,7 +562,10 @@ fn password_registry(password: &str) -> Registry {
 /// A token the example's registry accepts for pushing `repo` (the test's own, not latchkey's).
 fn push_token(repo: &str) -> String {
     let mut extra = serde_json::Map::new();
-    extra.insert("access".into(), serde_json::json!([{"type": "repository", "name": repo, "actions": ["push", "pull"]}]));
+    extra.insert(
+        "access".into(),
+        serde_json::json!([{"type": "repository", "name": repo, "actions": ["push", "pull"]}]),
+    );
     let spec = latchkey_jwt::MintSpec {
         algorithm: latchkey_jwt::Algorithm::ES256,
         private_key_pem: fs::read_to_string(resolver_support::signing_key_path()).expect("test key").into(),
@@ -572,10 +586,7 @@ fn write_mint_config(env: &TestEnv, host: &str) {
     let config = block_of("minted_static_bearer_example", "toml");
     let text = render(
         &config,
-        &[
-            ("/etc/latchkey/signing-key.pem", key.display().to_string()),
-            ("registry.internal:5000", host.to_owned()),
-        ],
+        &[("/etc/latchkey/signing-key.pem", key.display().to_string()), ("registry.internal:5000", host.to_owned())],
         &[],
     );
     fs::write(env.config_path(), text).expect("write config");
@@ -645,7 +656,9 @@ fn pull_and_hosts_toml_example() {
     let layout = env.path("app");
     let blobs = resolver_support::check_layout(&layout);
     // This machine's platform by tag, then linux/arm64 by the index's digest.
-    for digest in org_app.platform_digests(&machine_platform()).into_iter().chain(org_app.platform_digests("linux/arm64")) {
+    for digest in
+        org_app.platform_digests(&machine_platform()).into_iter().chain(org_app.platform_digests("linux/arm64"))
+    {
         assert!(blobs.contains(&digest), "the layout holds {digest} of org/app:\n{out}");
     }
     let names: Vec<String> = resolver_support::index_entries(&layout)
@@ -685,7 +698,10 @@ fn installed_files(prefix: &Path) -> Vec<PathBuf> {
             files.push(PathBuf::from(path));
         }
     }
-    assert!(files.len() >= 5, "install.sh's installed files were not found (binary, man page, 3 completions): {files:?}");
+    assert!(
+        files.len() >= 5,
+        "install.sh's installed files were not found (binary, man page, 3 completions): {files:?}"
+    );
     files
 }
 
