@@ -25,6 +25,7 @@ TOOLS=(
   "kill:procps"
   "openssl:openssl"
   "docker:docker.io"
+  "curl:curl"
 )
 
 packages() {

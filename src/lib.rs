@@ -18,6 +18,10 @@ pub mod status;
 pub mod store;
 pub mod token_cache;
 
+/// The companion resolver (`latchkey-resolver`) under the path the README documents,
+/// `latchkey::resolver`.
+pub use latchkey_resolver as resolver;
+
 /// `docker-credential-latchkey (latchkey) 0.1.0`, the `version` verb's answer.
 pub const VERSION_LINE: &str = concat!("docker-credential-latchkey (latchkey) ", env!("CARGO_PKG_VERSION"));
 
