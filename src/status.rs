@@ -344,7 +344,7 @@ fn check_registries(report: &Report) -> Vec<CheckReport> {
     keys.into_iter()
         .map(|key| {
             let host = key.api_host();
-            let scheme = if latchkey_resolver::client::is_loopback(host) { "http" } else { "https" };
+            let scheme = if latchkey_http::is_loopback_host(host) { "http" } else { "https" };
             let url = format!("{scheme}://{host}/v2/");
             let mut check =
                 CheckReport { registry: key.to_string(), url: url.clone(), status: None, challenge: None, error: None };
