@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{StatusCode, Url};
 
+use super::quote::request_secrets;
 use super::{Answer, ErrorKind, Host, RegistryClient, RegistryError};
 use crate::{Credential, Resolved};
 use latchkey_protocol::challenge;
@@ -64,7 +65,11 @@ impl RegistryClient {
                 return Ok(Answer { response, url: url.clone() });
             }
             if status != StatusCode::UNAUTHORIZED || !same_origin {
-                return Err(self.status_error(url, response, authorization.as_ref()).await);
+                let secrets = {
+                    let auth = host.auth.lock().await;
+                    request_secrets(authorization.as_ref(), auth.resolved.as_ref().map(|r| &r.credential))
+                };
+                return Err(self.status_error(url, response, &secrets).await);
             }
             self.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
             let values: Vec<String> = response
