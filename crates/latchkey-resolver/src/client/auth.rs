@@ -34,9 +34,14 @@ pub fn parse_challenge(values: &[&str]) -> Option<Challenge> {
     })
 }
 
-/// `error` of a challenge (`insufficient_scope`, `invalid_token`), if any.
+/// `error` of a challenge (`insufficient_scope`, `invalid_token`), if any. It is quoted in
+/// messages, so only an RFC 6750 error code (a short word) is taken, never free server text.
 fn challenge_error(values: &[&str]) -> Option<String> {
-    values.iter().filter_map(|v| challenge::parse_challenge(v)).find_map(|(_, mut params)| params.remove("error"))
+    values
+        .iter()
+        .filter_map(|v| challenge::parse_challenge(v))
+        .find_map(|(_, mut params)| params.remove("error"))
+        .filter(|e| e.len() <= 40 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -142,12 +142,20 @@ impl RegistryClient {
             && let Some(location) = response.headers().get(reqwest::header::LOCATION)
         {
             let target = location.to_str().ok().and_then(|l| realm_url.join(l).ok());
-            let target = target.map(|t| secrets.quote(&redact(&t), 120)).unwrap_or_else(|| "an invalid URL".into());
+            let (shown, why) = match &target {
+                Some(t) if latchkey_http::check_transport(t).is_err() => {
+                    (redact(t), "plain http to a host that is not this machine, another origin")
+                }
+                Some(t) if t.origin() != realm_url.origin() => (redact(t), "another origin"),
+                Some(t) => (redact(t), "the same origin, but a token request is never replayed"),
+                None => ("an invalid URL".to_owned(), "not followed"),
+            };
             return Err(RegistryError::new(
                 ErrorKind::Protocol,
                 format!(
-                    "the token service of {} at {endpoint} redirected the {what} to {target} ({status}); latchkey does not replay credentials to another URL",
-                    host.key
+                    "the token service of {} at {endpoint} redirected the {what} to {} ({status}), {why}; latchkey does not send credentials there",
+                    host.key,
+                    secrets.quote(&shown, 120)
                 ),
             ));
         }

@@ -61,13 +61,20 @@ impl RegistryClient {
                         format!("GET {} redirected to a {} URL", redact(&current), location.scheme()),
                     ));
                 }
-                // `Authorization` never leaves the first origin (below); with --https-only, no
-                // request leaves https either.
-                if location.scheme() == "http" && self.options.plain_http == PlainHttp::Never {
+                // `Authorization` never leaves the first origin (below); and no request leaves
+                // https for plain http off this machine (nor at all with --https-only), unless
+                // plain http was asked for everywhere (--plain-http).
+                let downgrade = location.scheme() == "http"
+                    && match self.options.plain_http {
+                        PlainHttp::Never => true,
+                        PlainHttp::Loopback => !location.host_str().is_some_and(latchkey_http::is_loopback_host),
+                        PlainHttp::Always => false,
+                    };
+                if downgrade {
                     return Err(RegistryError::new(
                         ErrorKind::Protocol,
                         format!(
-                            "GET {} redirected to plain http ({}); refused: https only",
+                            "GET {} redirected to plain http at {}, another origin; latchkey does not follow it",
                             redact(&current),
                             redact(&location)
                         ),
