@@ -250,7 +250,10 @@ mod tests {
     fn refuses_what_is_not_an_object() {
         assert!(matches!(configure_text("[1]", &keys(&["a.io"]), false), Err(EditError::Invalid(_))));
         assert!(matches!(configure_text("{}\n}", &keys(&["a.io"]), true), Err(EditError::Invalid(_))));
-        assert!(matches!(unconfigure_text("{} x", &[RegistryKey::parse_host("a.io").unwrap()]), Err(EditError::Invalid(_))));
+        assert!(matches!(
+            unconfigure_text("{} x", &[RegistryKey::parse_host("a.io").unwrap()]),
+            Err(EditError::Invalid(_))
+        ));
         assert!(matches!(
             configure_text(r#"{"credHelpers": "x"}"#, &keys(&["a.io"]), false),
             Err(EditError::HelpersNotObject("a string"))

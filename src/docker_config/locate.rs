@@ -99,8 +99,12 @@ mod tests {
 
     #[test]
     fn docker_hub_gets_both_spellings_in_docker_config() {
-        let hub = vec![RegistryKey::parse_host("index.docker.io").unwrap(), RegistryKey::parse_host("ghcr.io").unwrap()];
-        assert_eq!(entry_keys(&hub, FileKind::Docker), keys(&[DOCKER_HUB_CLI_KEY, "docker.io", "index.docker.io", "ghcr.io"]));
+        let hub =
+            vec![RegistryKey::parse_host("index.docker.io").unwrap(), RegistryKey::parse_host("ghcr.io").unwrap()];
+        assert_eq!(
+            entry_keys(&hub, FileKind::Docker),
+            keys(&[DOCKER_HUB_CLI_KEY, "docker.io", "index.docker.io", "ghcr.io"])
+        );
         assert_eq!(entry_keys(&hub, FileKind::Containers), keys(&["docker.io", "ghcr.io"]));
     }
 }
