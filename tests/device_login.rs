@@ -485,7 +485,7 @@ fn token_endpoint_down_slow_or_failing_is_a_clear_bounded_error() {
     let realm = format!("{}/auth/token", sb.server.base);
 
     sb.server.with(|s| s.token_override = Some((503, "upstream unavailable".into())));
-    assert_fails(&sb.get(true), &["token endpoint", &realm, "HTTP 503", "upstream unavailable"], Some(&secret));
+    assert_fails(&sb.get(true), &["token endpoint", &realm, "HTTP 503", "not JSON (not quoted)"], Some(&secret));
 
     sb.server.with(|s| {
         s.token_override = None;

@@ -358,7 +358,8 @@ fn identity_endpoint_faults_are_clear_and_bounded() {
         (
             "500",
             Box::new(|_: &Seen| (500, "internal error".into(), Duration::ZERO)),
-            vec!["HTTP 500", "internal error"],
+            // A body that is not a JSON error is described, never quoted (issue 9, class 3).
+            vec!["HTTP 500", "not JSON (not quoted)"],
         ),
         ("html", Box::new(|_: &Seen| ok("<html><body>Sign in</body></html>".into())), vec!["HTML"]),
         ("no field", Box::new(|_: &Seen| ok(r#"{"count":1}"#.into())), vec!["without the field \"value\""]),

@@ -152,6 +152,11 @@ fn reply(status: u16, body: impl Into<String>) -> Reply {
     Reply { status, body: body.into(), headers: Vec::new() }
 }
 
+/// An error as Distribution words it (latchkey quotes only such fields, never a raw body).
+fn oci_error(status: u16, message: &str) -> Reply {
+    json(status, serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": message}]}))
+}
+
 fn json(status: u16, value: serde_json::Value) -> Reply {
     Reply { status, body: value.to_string(), headers: vec![("Content-Type".into(), "application/json".into())] }
 }
@@ -355,10 +360,10 @@ fn handle(
             }
             let login_url = s.login_url.clone().unwrap_or_else(|| format!("{base}/auth/oauth/login"));
             let Some(device) = s.devices.iter().find(|d| d.secret == password) else {
-                return (delay, basic(reply(401, "invalid device secret")));
+                return (delay, basic(oci_error(401, "invalid device secret")));
             };
             if device.revoked || device.account != user {
-                return (delay, basic(reply(401, "device secret revoked")));
+                return (delay, basic(oci_error(401, "device secret revoked")));
             }
             if !device.session_alive {
                 let body = serde_json::json!({

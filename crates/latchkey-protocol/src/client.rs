@@ -171,7 +171,13 @@ fn run_get(
         if message == NOT_FOUND {
             return Err(HelperCallError::NotFound { program });
         }
-        let message: String = message.lines().next().unwrap_or("").chars().take(500).collect();
+        // Helpers print their errors on stdout; one that fails after printing an answer (JSON,
+        // which holds the secret) is never quoted.
+        let message: String = if message.starts_with('{') || message.contains("\"Secret\"") {
+            "(an answer that is not an error message; not quoted)".into()
+        } else {
+            message.lines().next().unwrap_or("").chars().take(500).collect()
+        };
         return Err(HelperCallError::Failed { program, status: status.to_string(), message });
     }
     parse_answer(&program, &out)
@@ -187,8 +193,12 @@ fn parse_answer(program: &str, out: &[u8]) -> Result<HelperCredentials, HelperCa
     }
     let bad = |why: String| HelperCallError::BadAnswer { program: program.to_owned(), why };
     let answer: Answer = serde_json::from_slice(out).map_err(|e| {
-        // serde_json's message gives a position, never the content (which holds the secret).
-        bad(format!("not the protocol's JSON ({e})"))
+        // Only a position: serde's message for a mistyped field quotes the value.
+        if e.is_data() {
+            bad("not the protocol's JSON (a field is missing or of the wrong type)".into())
+        } else {
+            bad(format!("not the protocol's JSON (line {}, column {})", e.line(), e.column()))
+        }
     })?;
     let username = answer.username.unwrap_or_default();
     let secret = Secret::new(answer.secret.unwrap_or_default());

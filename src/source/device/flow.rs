@@ -76,27 +76,36 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
         return Err(format!(
             "the device authorization endpoint at {device_url} answered HTTP {} with {}",
             response.status,
-            oauth_error(&response.body).unwrap_or_else(|| response.body_excerpt())
+            response.server_message()
         ));
     }
+    // A 200 holds the device code, a secret: its body is described, never quoted.
     let auth: DeviceAuthorization = serde_json::from_slice(&response.body).map_err(|e| {
+        let what = match serde_json::from_slice::<serde_json::Value>(&response.body) {
+            Ok(serde_json::Value::Object(o)) => format!(
+                "JSON with the fields {}",
+                o.keys().map(|k| printable(k, 40)).collect::<Vec<_>>().join(", ")
+            ),
+            Ok(_) => "JSON that is not an object".to_owned(),
+            Err(_) => response.redactor().server_message(&response.body),
+        };
+        let e = if e.is_data() { "missing or mistyped fields".to_owned() } else { format!("line {}, column {}", e.line(), e.column()) };
         format!(
-            "the device authorization endpoint at {device_url} answered with {} instead of device_code, user_code and verification_uri ({e})",
-            response.body_excerpt()
+            "the device authorization endpoint at {device_url} answered with {what} instead of device_code, user_code and verification_uri ({e})"
         )
     })?;
+    let codes = http::Redactor::new().secret(&auth.device_code);
 
     let allowed = config.allowed_hosts(key);
     let user_code = printable(&auth.user_code, 64);
-    let verification =
-        browser::check_login_url(&auth.verification_uri, &allowed, &[&auth.device_code]).map_err(|e| {
-            format!("the device authorization endpoint at {device_url} sent an unsafe verification URL: {e}")
-        })?;
+    let verification = browser::check_login_url(&auth.verification_uri, &allowed, &codes.spellings()).map_err(|e| {
+        format!("the device authorization endpoint at {device_url} sent an unsafe verification URL: {e}")
+    })?;
     // The complete URI (with the user code in it) is a convenience: fall back to the plain one.
     let complete = auth
         .verification_uri_complete
         .as_deref()
-        .and_then(|u| browser::check_login_url(u, &allowed, &[&auth.device_code]).ok());
+        .and_then(|u| browser::check_login_url(u, &allowed, &codes.spellings()).ok());
 
     eprintln!("latchkey: to log in to {key}, open");
     eprintln!("latchkey:     {verification}");
@@ -157,7 +166,7 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
                     return Err(format!(
                         "the token endpoint at {token_url} answered HTTP {} with {} {failures} times in a row; nothing was stored",
                         r.status,
-                        r.body_excerpt()
+                        r.server_message()
                     ));
                 }
                 continue;
@@ -196,21 +205,11 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
                 return Err(format!(
                     "the token endpoint at {token_url} refused the login (HTTP {}): {}; nothing was stored",
                     response.status,
-                    oauth_error(&response.body).map(|e| response.redact(e)).unwrap_or_else(|| response.body_excerpt())
+                    response.server_message()
                 ));
             }
         }
     }
-}
-
-/// `error: error_description` from an RFC 6749 §5.2 error body, made printable.
-fn oauth_error(body: &[u8]) -> Option<String> {
-    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let error = json.get("error")?.as_str()?;
-    Some(match json.get("error_description").and_then(|d| d.as_str()) {
-        Some(d) => format!("{}: {}", printable(error, 80), printable(d, 200)),
-        None => printable(error, 80),
-    })
 }
 
 /// Pull the device secret and the account name out of the token answer.

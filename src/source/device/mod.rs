@@ -338,8 +338,9 @@ impl DeviceSource<'_> {
         started_ms: u64,
     ) -> Result<(), String> {
         let key = self.key;
+        let secrets = secrets_of(stored);
         let safe_url = match &login_url {
-            Some(url) => browser::check_login_url(url, &self.config.allowed_hosts(key), &[stored.secret.expose()]),
+            Some(url) => browser::check_login_url(url, &self.config.allowed_hosts(key), &secrets.spellings()),
             None => Err("the registry named no login page".into()),
         };
         if let Some(m) = &message {
@@ -377,7 +378,7 @@ impl DeviceSource<'_> {
         // We hold the lock. A browser login that failed after this process started belongs to
         // the same burst of `get`s: give its answer rather than open the browser again.
         if let Some(outcome) = cache.read_outcome().filter(|o| !o.alive && o.at_ms >= started_ms) {
-            return Err(outcome.message);
+            return Err(secrets.clean(&outcome.message));
         }
         // Whoever held the lock may have renewed the session: ask the registry again.
         if let Ok(Verdict::Alive) = self.recheck(stored, endpoint) {
@@ -395,7 +396,8 @@ impl DeviceSource<'_> {
                 cache.write_alive(&stored.username, endpoint);
                 cache.write_outcome(true, "");
             }
-            Err(message) => cache.write_outcome(false, message),
+            // What goes to disk is cleaned like what goes to the screen.
+            Err(message) => cache.write_outcome(false, &secrets.clean(message)),
         }
         drop(lock_file);
         result
@@ -513,7 +515,8 @@ impl DeviceSource<'_> {
             }
             Ok((_, Verdict::Expired { login_url, .. })) => {
                 let safe = login_url.as_deref().and_then(|u| {
-                    browser::check_login_url(u, &self.config.allowed_hosts(self.key), &[stored.secret.expose()]).ok()
+                    browser::check_login_url(u, &self.config.allowed_hosts(self.key), &secrets_of(&stored).spellings())
+                        .ok()
                 });
                 let note = match safe {
                     Some(url) => format!("open {url} or run: {}", login_command(self.key)),
@@ -529,6 +532,11 @@ impl DeviceSource<'_> {
             Err(e) => DeviceStatus { account, session: "unknown".into(), note: Some(e) },
         }
     }
+}
+
+/// Every spelling of the stored device secret (also as the Basic password of its account).
+fn secrets_of(stored: &StoredCredential) -> latchkey_http::Redactor {
+    latchkey_http::Redactor::new().basic(&stored.username, stored.secret.expose())
 }
 
 /// What `status` shows for a device registry (never a secret).
@@ -619,7 +627,7 @@ fn revoke_secret(url: &str, config: &DeviceConfig, secret: &Secret<String>) -> R
     match response.status {
         200 | 204 => Ok(()),
         status => {
-            Err(format!("the revocation endpoint at {url} answered HTTP {status} with {}", response.body_excerpt()))
+            Err(format!("the revocation endpoint at {url} answered HTTP {status} with {}", response.server_message()))
         }
     }
 }

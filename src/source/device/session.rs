@@ -10,7 +10,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::browser::{check_endpoint_url, printable};
+use crate::browser::check_endpoint_url;
 use latchkey_fs as fsutil;
 use latchkey_http as http;
 use latchkey_protocol::challenge::parse_challenge;
@@ -67,7 +67,7 @@ pub fn discover(registry_base: &str, timeout: Duration) -> Result<Endpoint, Stri
             ),
             status => format!(
                 "the registry at {url} answered HTTP {status} with {} instead of a 401 naming its token endpoint; set realm in the device table",
-                response.body_excerpt()
+                response.server_message()
             ),
         });
     };
@@ -86,7 +86,7 @@ pub fn check(
     secret: &Secret<String>,
     timeout: Duration,
 ) -> Result<Verdict, String> {
-    let client = http::Client::new("token endpoint", timeout)?.redacting(secret);
+    let client = http::Client::new("token endpoint", timeout)?.redacting_basic(account, secret);
     let mut url = endpoint.realm.clone();
     {
         let mut q = url.query_pairs_mut();
@@ -101,9 +101,7 @@ pub fn check(
     let request =
         client.get(url.as_str()).basic_auth(account, Some(secret.expose())).header("Accept", "application/json");
     let response = client.send(request, &shown)?;
-    let redact = |text: String| {
-        if secret.expose().is_empty() { text } else { text.replace(secret.expose().as_str(), "<redacted>") }
-    };
+    let quote = |text: &str, max: usize| response.redactor().quote(text, max);
     match response.status {
         // A 200 is a live session only if it is a token answer: a captive portal or a proxy's
         // login page also answers 200, and must not be remembered as a live session.
@@ -135,22 +133,21 @@ pub fn check(
             let parsed: Option<ErrorBody> = serde_json::from_slice(&response.body).ok();
             match parsed {
                 Some(ErrorBody { error: Some(e), message, login_url }) if e == "oauth_session_expired" => {
-                    Ok(Verdict::Expired { login_url, message: message.map(|m| redact(printable(&m, 300))) })
+                    Ok(Verdict::Expired { login_url, message: message.map(|m| quote(&m, 300)) })
                 }
                 Some(ErrorBody { error: Some(e), message, .. }) => {
                     let detail = match message {
-                        Some(m) => format!("{}: {}", printable(&e, 80), printable(&m, 200)),
-                        None => printable(&e, 80),
+                        Some(m) => format!("{}: {}", quote(&e, 80), quote(&m, 200)),
+                        None => quote(&e, 80),
                     };
-                    Ok(Verdict::Rejected { status: response.status, detail: redact(detail) })
+                    Ok(Verdict::Rejected { status: response.status, detail })
                 }
-                _ => Ok(Verdict::Rejected { status: response.status, detail: redact(response.body_excerpt()) }),
+                _ => Ok(Verdict::Rejected { status: response.status, detail: response.server_message() }),
             }
         }
-        status => Err(format!(
-            "the token endpoint at {shown} answered HTTP {status} with {}",
-            redact(response.body_excerpt())
-        )),
+        status => {
+            Err(format!("the token endpoint at {shown} answered HTTP {status} with {}", response.server_message()))
+        }
     }
 }
 

@@ -359,7 +359,7 @@ fn fetch_identity_endpoint(
         return Err(format!(
             "the identity endpoint at {shown} answered HTTP {} with {}",
             response.status,
-            response.body_excerpt()
+            response.server_message()
         ));
     }
     let body = String::from_utf8(response.body.clone())
@@ -405,19 +405,14 @@ fn exchange(
     let response = client.send(request, &shown)?;
     let json: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
     if response.status != 200 {
-        let oauth_error = json.as_ref().and_then(|j| {
-            let error = j.get("error")?.as_str()?;
-            let description = j.get("error_description").and_then(|d| d.as_str()).unwrap_or("");
-            Some(format!("{error}: {description}"))
-        });
         return Err(format!(
             "the token exchange service at {shown} refused the exchange (HTTP {}): {}",
             response.status,
-            oauth_error.map(|e| response.redact(e)).unwrap_or_else(|| response.body_excerpt())
+            response.server_message()
         ));
     }
     let json = json.ok_or_else(|| {
-        format!("the token exchange service at {shown} answered with {}, not JSON", response.body_excerpt())
+        format!("the token exchange service at {shown} answered with {}, not JSON", response.server_message())
     })?;
     match json.get("access_token") {
         Some(serde_json::Value::String(s)) => token_text(s.clone(), &format!("token exchange service at {shown}")),

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{StatusCode, Url};
 
+use super::quote::request_secrets;
 use super::{Answer, ErrorKind, Host, RegistryClient, RegistryError};
 use crate::{Credential, Resolved};
 use latchkey_protocol::challenge;
@@ -33,9 +34,14 @@ pub fn parse_challenge(values: &[&str]) -> Option<Challenge> {
     })
 }
 
-/// `error` of a challenge (`insufficient_scope`, `invalid_token`), if any.
+/// `error` of a challenge (`insufficient_scope`, `invalid_token`), if any. It is quoted in
+/// messages, so only an RFC 6750 error code (a short word) is taken, never free server text.
 fn challenge_error(values: &[&str]) -> Option<String> {
-    values.iter().filter_map(|v| challenge::parse_challenge(v)).find_map(|(_, mut params)| params.remove("error"))
+    values
+        .iter()
+        .filter_map(|v| challenge::parse_challenge(v))
+        .find_map(|(_, mut params)| params.remove("error"))
+        .filter(|e| e.len() <= 40 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -64,7 +70,11 @@ impl RegistryClient {
                 return Ok(Answer { response, url: url.clone() });
             }
             if status != StatusCode::UNAUTHORIZED || !same_origin {
-                return Err(self.status_error(url, response, authorization.as_ref()).await);
+                let secrets = {
+                    let auth = host.auth.lock().await;
+                    request_secrets(authorization.as_ref(), auth.resolved.as_ref().map(|r| &r.credential))
+                };
+                return Err(self.status_error(url, response, &secrets).await);
             }
             self.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
             let values: Vec<String> = response

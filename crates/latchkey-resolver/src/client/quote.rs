@@ -1,57 +1,32 @@
-//! Quoting what a server answered, safely: the registry's own error message (or the first
-//! line of its body) for our messages, with every secret the request carried taken out first
-//! (a server may echo what it was sent).
+//! Quoting what a server answered, safely: only the fields of its answer meant for people
+//! (OCI `errors[].code`/`message`, OAuth `error`/`error_description`), with every spelling of
+//! every secret in play taken out before anything is cut. The one redaction module is
+//! [`latchkey_http::redact`]; this file only says which secrets are in play.
+
+use latchkey_http::Redactor;
+use latchkey_protocol::secret::Secret;
 
 use crate::Credential;
 
-/// The secrets a token request carries, as they could be echoed back.
-pub(super) fn credential_secrets(credential: &Credential) -> Vec<&str> {
+/// Every secret a credential puts on the wire, in every spelling (a password also as the
+/// base64 of `user:password`, which a server echoing the Basic header sends back).
+pub(super) fn credential_secrets(credential: &Credential) -> Redactor {
     match credential {
-        Credential::StaticBearer(t) | Credential::IdentityToken { token: t, .. } => vec![t.expose().as_str()],
-        Credential::UsernamePassword { password, .. } => vec![password.expose().as_str()],
-        Credential::Anonymous => Vec::new(),
+        Credential::StaticBearer(t) | Credential::IdentityToken { token: t, .. } => Redactor::new().secret(t.expose()),
+        Credential::UsernamePassword { username, password } => Redactor::new().basic(username, password.expose()),
+        Credential::Anonymous => Redactor::new(),
     }
 }
 
-/// `body` with each secret replaced in its plain, form-encoded, JSON-escaped and (for Basic)
-/// base64 spellings, before anything of it is quoted.
-pub(super) fn redact_secrets(body: &[u8], secrets: &[&str]) -> Vec<u8> {
-    let mut text = String::from_utf8_lossy(body).into_owned();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        let form = serde_urlencoded::to_string([("", secret)]).unwrap_or_default();
-        let form = form.trim_start_matches('=').to_owned();
-        let json = serde_json::to_string(secret).unwrap_or_default();
-        let json = json.trim_matches('"').to_owned();
-        for spelling in [secret.to_string(), form, json] {
-            if !spelling.is_empty() {
-                text = text.replace(&spelling, "<redacted>");
-            }
-        }
+/// The secrets in play for one registry request: the `Authorization` value sent (without its
+/// scheme) and the credential it was made from.
+pub(super) fn request_secrets(authorization: Option<&Secret<String>>, credential: Option<&Credential>) -> Redactor {
+    let mut redactor = credential.map(credential_secrets).unwrap_or_default();
+    if let Some(a) = authorization {
+        let value = a.expose().split_once(' ').map_or(a.expose().as_str(), |(_, v)| v);
+        redactor.add_secret(value);
     }
-    text.into_bytes()
-}
-
-/// The registry's error message: `errors[0].message` of its JSON, else the first line.
-pub(super) fn excerpt(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<ErrorEntry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrorEntry {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    if let Ok(e) = serde_json::from_slice::<Errors>(body)
-        && let Some(first) = e.errors.first()
-    {
-        return format!("{} {}", first.code, first.message).trim().to_owned();
-    }
-    let text = String::from_utf8_lossy(body);
-    let line: String = text.trim().lines().next().unwrap_or("").chars().take(200).collect();
-    if line.is_empty() { "(no body)".to_owned() } else { line }
+    redactor
 }
 
 #[cfg(test)]
@@ -61,17 +36,34 @@ mod tests {
     #[test]
     fn echoed_secrets_are_redacted() {
         let body = br#"{"errors":[{"code":"DENIED","message":"bad token s3cr+t/1 (s3cr%2Bt%2F1)"}]}"#;
-        let text = excerpt(&redact_secrets(body, &["s3cr+t/1"]));
-        assert_eq!(text, "DENIED bad token <redacted> (<redacted>)");
+        let credential = Credential::IdentityToken { token: Secret::new("s3cr+t/1".into()), username: None };
+        let text = credential_secrets(&credential).server_message(body);
+        assert_eq!(text, "\"DENIED bad token <redacted> (<redacted>)\"");
+    }
+
+    #[test]
+    fn a_403_repeating_the_password_or_the_basic_header_is_redacted() {
+        let credential =
+            Credential::UsernamePassword { username: "alice".into(), password: Secret::new("pa55word!".into()) };
+        let basic = data_encoding::BASE64.encode(b"alice:pa55word!");
+        let body = format!(
+            r#"{{"errors":[{{"code":"DENIED","message":"pa55word! / Basic {basic} / pa55word%21 / \u0070a55word!"}}]}}"#
+        );
+        let sent = Secret::new("Bearer realm-token-123".to_owned());
+        let text = request_secrets(Some(&sent), Some(&credential)).server_message(body.as_bytes());
+        assert!(!text.contains("pa55") && !text.contains(&basic), "{text}");
     }
 
     #[test]
     fn registry_error_excerpts() {
+        let r = Redactor::new();
         assert_eq!(
-            excerpt(br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#),
-            "UNAUTHORIZED authentication required"
+            r.server_message(
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#
+            ),
+            "\"UNAUTHORIZED authentication required\""
         );
-        assert_eq!(excerpt(b""), "(no body)");
-        assert_eq!(excerpt(b"oops\nmore"), "oops");
+        assert_eq!(r.server_message(b""), "an empty body");
+        assert!(r.server_message(b"oops\nmore").contains("not JSON"));
     }
 }

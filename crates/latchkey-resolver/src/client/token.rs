@@ -10,9 +10,9 @@ use reqwest::header::AUTHORIZATION;
 use reqwest::{StatusCode, Url};
 
 use super::auth::basic;
-use super::quote::{credential_secrets, excerpt, redact_secrets};
-use super::transport::{header, origin_text, read_small};
-use super::{ErrorKind, Host, RegistryClient, RegistryError};
+use super::quote::credential_secrets;
+use super::transport::{header, origin_text, read_small, redact};
+use super::{ErrorKind, Host, PlainHttp, RegistryClient, RegistryError};
 use crate::{Credential, Resolved};
 use latchkey_http::error_chain;
 use latchkey_protocol::secret::Secret;
@@ -25,6 +25,32 @@ pub(super) struct Token {
 }
 
 impl RegistryClient {
+    /// A realm is spoken to over https; plain http only on this machine (and, with
+    /// [`PlainHttp::Always`], on the registry's own host, which the user chose plain http
+    /// for), or for an anonymous request; never with [`PlainHttp::Never`] (`--https-only`).
+    fn check_realm(&self, host: &Host, realm: &Url, credential: &Credential) -> Result<(), RegistryError> {
+        if realm.scheme() == "https" {
+            return Ok(());
+        }
+        let shown = redact(realm);
+        let refuse = |why: String| {
+            Err(RegistryError::new(ErrorKind::Protocol, format!("{} names the token realm {shown}, {why}", host.key)))
+        };
+        if self.options.plain_http == PlainHttp::Never {
+            return refuse("which is plain http; refused: https only".into());
+        }
+        let loopback = realm.host_str().is_some_and(latchkey_http::is_loopback_host);
+        let carries_secret = !matches!(credential, Credential::Anonymous);
+        let chosen = self.options.plain_http == PlainHttp::Always && realm.host_str() == host.base.host_str();
+        if loopback || !carries_secret || chosen {
+            return Ok(());
+        }
+        refuse(format!(
+            "which is plain http on a host that is not this machine; latchkey does not send the {} there (use https)",
+            credential.kind()
+        ))
+    }
+
     /// A token for `scope`, from the cache or the realm (one request per scope at a time).
     pub(super) async fn token(
         &self,
@@ -63,6 +89,7 @@ impl RegistryClient {
                 format!("{} sent a token realm that is not an http(s) URL", host.key),
             )
         })?;
+        self.check_realm(host, &realm_url, credential)?;
         let mut params: Vec<(&str, &str)> = Vec::new();
         if let Some(service) = service {
             params.push(("service", service));
@@ -108,6 +135,30 @@ impl RegistryClient {
             )
         })?;
         let status = response.status();
+        let secrets = credential_secrets(credential);
+        // Redirects are not followed (the client follows none): a token request carries the
+        // credential in its body or its Authorization header, and is never replayed elsewhere.
+        if status.is_redirection()
+            && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+        {
+            let target = location.to_str().ok().and_then(|l| realm_url.join(l).ok());
+            let (shown, why) = match &target {
+                Some(t) if latchkey_http::check_transport(t).is_err() => {
+                    (redact(t), "plain http to a host that is not this machine, another origin")
+                }
+                Some(t) if t.origin() != realm_url.origin() => (redact(t), "another origin"),
+                Some(t) => (redact(t), "the same origin, but a token request is never replayed"),
+                None => ("an invalid URL".to_owned(), "not followed"),
+            };
+            return Err(RegistryError::new(
+                ErrorKind::Protocol,
+                format!(
+                    "the token service of {} at {endpoint} redirected the {what} to {} ({status}), {why}; latchkey does not send credentials there",
+                    host.key,
+                    secrets.quote(&shown, 120)
+                ),
+            ));
+        }
         let body = read_small(response).await.unwrap_or_default();
         if !status.is_success() {
             let kind = if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -125,7 +176,7 @@ impl RegistryClient {
                 format!(
                     "the token service of {} at {endpoint} refused the {what} for {scope}: {status} {}{cause}",
                     host.key,
-                    excerpt(&redact_secrets(&body, &credential_secrets(credential)))
+                    secrets.server_message(&body)
                 ),
             ));
         }
@@ -138,10 +189,16 @@ impl RegistryClient {
             #[serde(default)]
             expires_in: Option<u64>,
         }
+        // A serde message may quote a value of this answer, which holds a token: never shown.
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            let why = if e.is_data() {
+                "a field of the wrong type".to_owned()
+            } else {
+                format!("not JSON (line {}, column {})", e.line(), e.column())
+            };
             RegistryError::new(
                 ErrorKind::Protocol,
-                format!("the token service at {endpoint} answered no JSON token: {e}"),
+                format!("the token service at {endpoint} answered no JSON token: {why}"),
             )
         })?;
         let value = answer.token.or(answer.access_token).filter(|t| !t.is_empty()).ok_or_else(|| {

@@ -8,9 +8,8 @@ use std::sync::atomic::Ordering;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LOCATION, RANGE};
 use reqwest::{StatusCode, Url};
 
-use super::quote::{excerpt, redact_secrets};
-use super::{ErrorKind, RegistryClient, RegistryError};
-use latchkey_http::error_chain;
+use super::{ErrorKind, PlainHttp, RegistryClient, RegistryError};
+use latchkey_http::{Redactor, error_chain};
 use latchkey_protocol::secret::Secret;
 
 /// Redirect hops followed before giving up.
@@ -62,6 +61,25 @@ impl RegistryClient {
                         format!("GET {} redirected to a {} URL", redact(&current), location.scheme()),
                     ));
                 }
+                // `Authorization` never leaves the first origin (below); and no request leaves
+                // https for plain http off this machine (nor at all with --https-only), unless
+                // plain http was asked for everywhere (--plain-http).
+                let downgrade = location.scheme() == "http"
+                    && match self.options.plain_http {
+                        PlainHttp::Never => true,
+                        PlainHttp::Loopback => !location.host_str().is_some_and(latchkey_http::is_loopback_host),
+                        PlainHttp::Always => false,
+                    };
+                if downgrade {
+                    return Err(RegistryError::new(
+                        ErrorKind::Protocol,
+                        format!(
+                            "GET {} redirected to plain http at {}, another origin; latchkey does not follow it",
+                            redact(&current),
+                            redact(&location)
+                        ),
+                    ));
+                }
                 self.counters.redirects.fetch_add(1, Ordering::Relaxed);
                 current = location;
                 continue;
@@ -78,7 +96,7 @@ impl RegistryClient {
         &self,
         url: &Url,
         response: reqwest::Response,
-        authorization: Option<&Secret<String>>,
+        secrets: &Redactor,
     ) -> RegistryError {
         let status = response.status();
         let final_url = redact(response.url());
@@ -89,10 +107,12 @@ impl RegistryClient {
             s => ErrorKind::Status(s.as_u16()),
         };
         let via = if final_url != redact(url) { format!(" (redirected to {final_url})") } else { String::new() };
-        // Whatever the request carried never comes back in a message, even if the server echoes it.
-        let sent = authorization.map(|a| a.expose().split_once(' ').map_or(a.expose().as_str(), |(_, v)| v));
-        let body = redact_secrets(&body, &sent.into_iter().collect::<Vec<_>>());
-        RegistryError::new(kind, format!("GET {}{via} answered {status}: {}", redact(url), excerpt(&body)))
+        // Only the fields meant for people, and no spelling of a secret in play, even if the
+        // server echoes one (see latchkey_http::redact).
+        RegistryError::new(
+            kind,
+            format!("GET {}{via} answered {status}: {}", redact(url), secrets.server_message(&body)),
+        )
     }
 }
 
