@@ -1,6 +1,7 @@
 //! Property tests for every parser that reads what other programs and servers send:
 //! protocol stdin, server URLs, JWTs, `WWW-Authenticate` challenges, the latchkey config and the
-//! OCI/Docker manifests and indexes `pull` reads.
+//! OCI/Docker manifests and indexes `pull` reads, and the numbers servers send (`expires_in`,
+//! `interval`, `Retry-After`, JWT dates, descriptor sizes).
 //! (docker config editing has its own, in `src/docker_config/edit.rs`, beside the editor.)
 //! Each parser must never panic on arbitrary input and must round-trip what it accepts.
 
@@ -442,7 +443,8 @@ fn descriptor() -> impl Strategy<Value = serde_json::Value> {
         "[a-z./+-]{0,30}",
     ];
     let platform = proptest::option::of(("[a-z0-9/]{0,8}", "[a-z0-9/]{0,8}", proptest::option::of("[a-z0-9/]{0,4}")));
-    (media_type, digest_like(), 0u64..u64::MAX, platform).prop_map(|(t, d, size, platform)| {
+    let size = prop_oneof![0u64..(8 << 20), any::<u64>(), Just(u64::MAX), Just(1u64 << 63)];
+    (media_type, digest_like(), size, platform).prop_map(|(t, d, size, platform)| {
         let mut v = serde_json::json!({"mediaType": t, "digest": d, "size": size});
         if let Some((os, arch, variant)) = platform {
             v["platform"] = serde_json::json!({"os": os, "architecture": arch, "variant": variant});
@@ -484,5 +486,92 @@ proptest! {
             doc["mediaType"] = t.into();
         }
         latchkey_resolver::pull::check_manifest_invariants(doc.to_string().as_bytes(), None);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Numbers from servers (latchkey_protocol::server_numbers, JWT dates): whatever a server
+// sends, no panic, and what comes out is inside its bounds.
+
+/// A JSON value a hostile server may put where a number of seconds belongs.
+fn server_number() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        (-1000i64..100_000).prop_map(serde_json::Value::from),
+        "-?[0-9]{1,30}(\\.[0-9]{0,3})?".prop_map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)),
+        "-?[0-9]{1,30}".prop_map(serde_json::Value::from),
+        "\\PC{0,12}".prop_map(serde_json::Value::from),
+        Just(serde_json::Value::Null),
+        Just(serde_json::json!(true)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(2000))]
+
+    #[test]
+    fn token_and_device_numbers_are_clamped(value in server_number(), absent in any::<bool>(), login in 0u64..100_000) {
+        use latchkey_protocol::server_numbers as n;
+        let value = (!absent).then_some(&value);
+        let lifetime = n::token_lifetime(value);
+        prop_assert!((n::DEFAULT_TOKEN_LIFETIME..=n::MAX_TOKEN_LIFETIME).contains(&lifetime));
+        let login = Duration::from_secs(login);
+        let code = n::device_code_lifetime(value, login);
+        prop_assert!(code >= Duration::from_secs(1) && code <= login.max(Duration::from_secs(1)));
+        let interval = n::poll_interval(value);
+        prop_assert!((n::MIN_POLL_INTERVAL..=n::MAX_POLL_INTERVAL).contains(&interval));
+        let slowed = n::slowed_down(interval);
+        prop_assert!(slowed >= interval && slowed <= n::MAX_POLL_INTERVAL);
+        let now = std::time::Instant::now();
+        prop_assert!(n::deadline_after(now, code) <= now + n::MAX_DEADLINE);
+        // absent, unreadable or <= 0 is the default, as docker does.
+        if n::whole_seconds(value.unwrap_or(&serde_json::Value::Null)).is_none_or(|s| s <= 0) {
+            prop_assert_eq!(lifetime, n::DEFAULT_TOKEN_LIFETIME);
+            prop_assert_eq!(interval, n::DEFAULT_POLL_INTERVAL);
+        }
+    }
+
+    #[test]
+    fn retry_after_is_bounded(header in prop_oneof!["[0-9]{0,40}", "\\PC{0,30}", any::<u64>().prop_map(|n| n.to_string())]) {
+        use latchkey_protocol::server_numbers as n;
+        if let Some(wait) = n::retry_after(&header) {
+            prop_assert!(wait <= n::MAX_RETRY_AFTER);
+            prop_assert!(header.trim().bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn jwt_dates_that_do_not_fit_are_malformed_never_expired(
+        exp in server_number(),
+        nbf in proptest::option::of(server_number()),
+    ) {
+        let mut claims = serde_json::json!({"exp": exp, "aud": "aud"});
+        if let Some(nbf) = nbf {
+            claims["nbf"] = nbf;
+        }
+        let token = format!("{}.{}.c2ln", base64url(br#"{"alg":"ES256"}"#), base64url(claims.to_string().as_bytes()));
+        match jwt::inspect(&token) {
+            Ok(c) => {
+                for date in [c.expires_at, c.not_before].into_iter().flatten() {
+                    prop_assert!(date <= jwt::MAX_NUMERIC_DATE);
+                    prop_assert!(i64::try_from(date).is_ok());
+                }
+                prop_assert_eq!(c.expires_at_time().is_some(), c.expires_at.is_some());
+                let _ = jwt::check_usable(&c, SystemTime::now(), Duration::from_secs(60), Some("aud"));
+            }
+            Err(e) => prop_assert!(matches!(e, jwt::JwtError::Malformed(_)), "{e}"),
+        }
+    }
+}
+
+#[test]
+fn a_jwt_exp_at_or_beyond_2_pow_63_is_refused_not_expired() {
+    for exp in ["9223372036854775808", "18446744073709551615", "1e300", "9999999999999999999999"] {
+        let claims = format!(r#"{{"exp":{exp},"aud":"aud"}}"#);
+        let token = format!("{}.{}.c2ln", base64url(br#"{"alg":"ES256"}"#), base64url(claims.as_bytes()));
+        let e = jwt::inspect(&token).unwrap_err();
+        assert!(e.to_string().contains("\"exp\" is a date after year 9999"), "{exp}: {e}");
     }
 }

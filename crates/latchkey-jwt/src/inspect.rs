@@ -82,18 +82,33 @@ fn string_claim(map: &Map<String, Value>, name: &str, part: &str) -> Result<Opti
     }
 }
 
+/// A JWT NumericDate (RFC 7519 §2): a non-negative JSON number of seconds, fractions dropped
+/// (the RFC allows them). A date that is negative, not a number, or after year 9999
+/// ([`crate::MAX_NUMERIC_DATE`], which also keeps it far below 2^63) makes the token malformed:
+/// such a token is refused with a message, never read as "expired" or "valid forever".
 fn numeric_date(map: &Map<String, Value>, name: &str) -> Result<Option<u64>, JwtError> {
+    let beyond =
+        || JwtError::Malformed(format!("claim {name:?} is a date after year 9999 (a JWT NumericDate is Unix seconds)"));
     match map.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => {
-            if let Some(v) = n.as_u64() {
-                Ok(Some(v))
-            } else if let Some(f) = n.as_f64().filter(|f| f.is_finite() && *f >= 0.0) {
-                // Saturating float-to-int cast: absurd dates become u64::MAX, never a panic.
-                Ok(Some(f.floor() as u64))
+            let secs = if let Some(v) = n.as_u64() {
+                v
+            } else if n.is_i64() {
+                return Err(JwtError::Malformed(format!("claim {name:?} is negative")));
             } else {
-                Err(JwtError::Malformed(format!("claim {name:?} is negative")))
-            }
+                match n.as_f64() {
+                    Some(f) if f.is_finite() && f >= 0.0 => {
+                        if f >= (crate::MAX_NUMERIC_DATE + 1) as f64 {
+                            return Err(beyond());
+                        }
+                        f.floor() as u64
+                    }
+                    Some(f) if f.is_finite() => return Err(JwtError::Malformed(format!("claim {name:?} is negative"))),
+                    _ => return Err(beyond()),
+                }
+            };
+            if secs > crate::MAX_NUMERIC_DATE { Err(beyond()) } else { Ok(Some(secs)) }
         }
         Some(_) => Err(JwtError::Malformed(format!("claim {name:?} is not a number (JWT NumericDate)"))),
     }
@@ -221,8 +236,8 @@ mod tests {
         assert_eq!((c.expires_at, c.not_before, c.issued_at), (Some(1_900_000_000), Some(12), Some(11)));
         let c = inspect(&hs(json!({"aud": "a", "iss": null}))).unwrap();
         assert_eq!((c.audience, c.audience_is_list, c.issuer, c.expires_at), (vec!["a".to_owned()], false, None, None));
-        let c = inspect(&hs(json!({"exp": 1e300}))).unwrap();
-        assert_eq!(c.expires_at, Some(u64::MAX));
+        let c = inspect(&hs(json!({"exp": 253_402_300_799u64, "nbf": 0, "iat": 0.999}))).unwrap();
+        assert_eq!((c.expires_at, c.not_before, c.issued_at), (Some(253_402_300_799), Some(0), Some(0)));
         assert!(malformed(&hs(json!({"aud": 5}))).contains("neither a string nor a list"));
         assert!(malformed(&hs(json!({"aud": ["a", 5]}))).contains("non-string item"));
         assert!(malformed(&hs(json!({"exp": "tomorrow"}))).contains("\"exp\" is not a number"));
@@ -230,6 +245,41 @@ mod tests {
         assert!(malformed(&hs(json!({"iss": 7}))).contains("claim field \"iss\" is not a string"));
         let c = inspect(&token_of(&json!({"alg": "ES256", "kid": "K", "x5c": ["AAAA"]}), &json!({}))).unwrap();
         assert_eq!((c.algorithm.as_str(), c.key_id.as_deref(), c.has_x5c), ("ES256", Some("K"), true));
+    }
+
+    #[test]
+    fn inspect_refuses_dates_that_do_not_fit() {
+        // Past year 9999, at or beyond 2^63, as a float beyond any integer: malformed, with the
+        // claim named, for each of exp, nbf and iat.
+        for claim in ["exp", "nbf", "iat"] {
+            for value in [
+                json!(253_402_300_800u64),
+                json!(1u64 << 63),
+                json!(u64::MAX),
+                json!(1e300),
+                json!(253_402_300_800.5),
+                json!(f64::MAX),
+            ] {
+                let message = malformed(&hs(json!({ claim: value.clone() })));
+                assert!(message.contains(&format!("claim {claim:?} is a date after year 9999")), "{value}: {message}");
+            }
+            for value in [json!(-1), json!(i64::MIN), json!(-0.5), json!(-1e300)] {
+                let message = malformed(&hs(json!({ claim: value.clone() })));
+                assert!(message.contains(&format!("claim {claim:?} is negative")), "{value}: {message}");
+            }
+            for value in [json!("9999999999999999999999"), json!(true), json!([1]), json!({"n": 1})] {
+                let message = malformed(&hs(json!({ claim: value.clone() })));
+                assert!(message.contains(&format!("claim {claim:?} is not a number")), "{value}: {message}");
+            }
+        }
+        // A JSON literal too large for any integer type is still only "after year 9999".
+        let claims = BASE64URL_NOPAD.encode(br#"{"exp":9999999999999999999999}"#);
+        let header = BASE64URL_NOPAD.encode(br#"{"alg":"HS256"}"#);
+        let message = malformed(&format!("{header}.{claims}.c2ln"));
+        assert!(message.contains("\"exp\" is a date after year 9999"), "{message}");
+        // What is accepted fits a SystemTime and an i64.
+        let c = inspect(&hs(json!({"exp": 253_402_300_799.9}))).unwrap();
+        assert!(c.expires_at_time().is_some() && i64::try_from(c.expires_at.unwrap()).is_ok());
     }
 
     #[test]

@@ -34,5 +34,5 @@ pub use keys::{
     MAX_PEM_LEN, MIN_RSA_BITS, libtrust_key_id, libtrust_key_id_from_pem, load_pem_chain, public_key_der_from_pem,
 };
 pub use mint::{MintSpec, REGISTERED_CLAIMS, mint};
-pub use time::{human_duration, rfc3339};
+pub use time::{MAX_NUMERIC_DATE, human_duration, rfc3339};
 pub use usable::{NOT_BEFORE_LEEWAY, Usability, check_usable, check_usable_with};

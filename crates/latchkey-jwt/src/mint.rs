@@ -60,7 +60,7 @@ pub fn mint(spec: &MintSpec, now: SystemTime) -> Result<Secret<String>, JwtError
     let now = unix_secs(now).ok_or_else(|| JwtError::Spec("the system clock is before 1970".into()))?;
     let mut exp = now
         .checked_add(spec.lifetime.as_secs())
-        .filter(|e| *e <= i64::MAX as u64)
+        .filter(|e| *e <= crate::MAX_NUMERIC_DATE)
         .ok_or_else(|| JwtError::Spec("the JWT lifetime is absurdly long".into()))?;
     let nbf = now.saturating_sub(spec.not_before_skew.as_secs());
 

@@ -6,10 +6,14 @@ pub(crate) fn unix_secs(t: SystemTime) -> Option<u64> {
     t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
 }
 
+/// The latest NumericDate latchkey reads or writes: 9999-12-31T23:59:59Z. A JWT whose `exp`,
+/// `nbf` or `iat` lies beyond is refused as malformed by [`crate::inspect`] (and [`crate::mint`]
+/// never writes one): every date latchkey handles then fits an `i64` and a `SystemTime`.
+pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+
 /// `2026-11-22T22:00:00Z` for Unix seconds (UTC); absurd dates past year 9999 as `unix time N`.
 pub fn rfc3339(secs: u64) -> String {
-    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    if secs > MAX {
+    if secs > MAX_NUMERIC_DATE {
         return format!("unix time {secs}");
     }
     let (days, rem) = (secs / 86_400, secs % 86_400);

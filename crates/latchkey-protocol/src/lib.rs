@@ -9,6 +9,8 @@
 //! - [`server_url`]: [`RegistryKey`], the one normalisation of a server URL.
 //! - [`bounded`]: reading input whole, up to a size bound.
 //! - [`challenge`]: the one `WWW-Authenticate` challenge parser.
+//! - [`server_numbers`]: the rules for lifetimes, intervals and pauses servers send (clamped,
+//!   defaulted, never overflowing a clock).
 //! - [`Secret`]: a value whose `Debug` redacts it and whose buffer is wiped on drop.
 //!
 //! No OS services, no HTTP, no async: like cargo's `cargo-credential`, any Rust tool can
@@ -21,6 +23,7 @@ pub mod client;
 pub mod helper;
 pub mod process;
 pub mod secret;
+pub mod server_numbers;
 pub mod server_url;
 
 pub use helper::{Credentials, Helper, HelperError, NOT_FOUND, serve};

@@ -15,11 +15,10 @@ use crate::browser::{self, printable};
 use crate::duration::human_secs;
 use latchkey_http as http;
 use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_numbers;
 use latchkey_protocol::server_url::RegistryKey;
 
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-/// RFC 8628 §3.2: without `interval`, poll every 5 s.
-const DEFAULT_INTERVAL_SECS: u64 = 5;
 /// Consecutive transport failures tolerated while polling before giving up.
 const MAX_POLL_FAILURES: u32 = 3;
 
@@ -43,10 +42,11 @@ struct DeviceAuthorization {
     verification_uri: String,
     #[serde(default, alias = "verification_url_complete")]
     verification_uri_complete: Option<String>,
+    /// Any JSON: read through `server_numbers` (defaulted and clamped, never an error).
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Value>,
     #[serde(default)]
-    interval: Option<u64>,
+    interval: Option<serde_json::Value>,
 }
 
 impl Drop for DeviceAuthorization {
@@ -125,16 +125,20 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
         }
     }
 
-    let lifetime = Duration::from_secs(auth.expires_in.unwrap_or(config.login_timeout_secs).max(1));
-    let total = lifetime.min(Duration::from_secs(config.login_timeout_secs));
-    let deadline = Instant::now() + total;
-    let mut interval = Duration::from_secs(auth.interval.unwrap_or(DEFAULT_INTERVAL_SECS).max(1));
+    // Server numbers are clamped (server_numbers): the code lives 1 s..=login-timeout-secs,
+    // polls are 1..=60 s apart.
+    let total =
+        server_numbers::device_code_lifetime(auth.expires_in.as_ref(), Duration::from_secs(config.login_timeout_secs));
+    let deadline = server_numbers::deadline_after(Instant::now(), total);
+    let mut interval = server_numbers::poll_interval(auth.interval.as_ref());
+    // The next pause: the interval, or longer once when a busy server asks (Retry-After).
+    let mut pause = interval;
     let device_code = Secret::new(auth.device_code.clone());
     let progress = Progress::new("waiting for the login to be approved");
     let mut failures = 0;
     let poll_client = http::Client::new("token endpoint", timeout)?.redacting(&device_code);
     loop {
-        if !sleep_unless_cancelled(interval, deadline, cancel, &progress) {
+        if !sleep_unless_cancelled(pause, deadline, cancel, &progress) {
             progress.finish();
             return Err("login cancelled; nothing was stored".into());
         }
@@ -157,9 +161,14 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
             .header("Content-Type", "application/x-www-form-urlencoded")
             .header("Accept", "application/json")
             .body(form.expose().clone());
+        pause = interval;
         let response = match poll_client.send(request, &token_url) {
-            Ok(r) if r.status < 500 => r,
+            Ok(r) if r.status < 500 && r.status != 429 => r,
             Ok(r) => {
+                // Busy or failing: wait what it asks (at most 60 s, never past the deadline).
+                if let Some(wait) = r.headers.get("retry-after").and_then(|v| v.to_str().ok()) {
+                    pause = interval.max(server_numbers::retry_after(wait).unwrap_or_default());
+                }
                 failures += 1;
                 if failures >= MAX_POLL_FAILURES {
                     progress.finish();
@@ -189,7 +198,10 @@ pub fn run(config: &DeviceConfig, key: &RegistryKey, cancel: &AtomicBool) -> Res
         let error = json.as_ref().and_then(|j| j.get("error")?.as_str().map(str::to_owned));
         match error.as_deref() {
             Some("authorization_pending") => {}
-            Some("slow_down") => interval += Duration::from_secs(5),
+            Some("slow_down") => {
+                interval = server_numbers::slowed_down(interval);
+                pause = interval;
+            }
             Some("access_denied") => {
                 progress.finish();
                 return Err("the login was denied in the browser; nothing was stored".into());
@@ -250,7 +262,7 @@ fn grant_from(body: &[u8], config: &DeviceConfig, token_url: &str) -> Result<Gra
 
 /// Sleep `interval` in small steps. Returns false if cancelled.
 fn sleep_unless_cancelled(interval: Duration, deadline: Instant, cancel: &AtomicBool, progress: &Progress) -> bool {
-    let until = (Instant::now() + interval).min(deadline);
+    let until = server_numbers::deadline_after(Instant::now(), interval).min(deadline);
     loop {
         if cancel.load(Ordering::SeqCst) {
             return false;

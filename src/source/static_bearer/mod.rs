@@ -56,7 +56,8 @@ impl CredentialSource for StaticBearer<'_> {
             subject: t.subject.clone(),
             audience: t.audience.clone(),
             expires_at: t.expires_at,
-            expires_in_secs: t.expires_at as i64 - now,
+            // A cache file is data on disk: an exp past i64 is "far ahead", never "expired".
+            expires_in_secs: i64::try_from(t.expires_at).unwrap_or(i64::MAX).saturating_sub(now),
             cached: self.identity.refreshable(),
         });
         let note = token.is_none().then(|| {

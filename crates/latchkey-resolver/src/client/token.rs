@@ -16,6 +16,7 @@ use super::{ErrorKind, Host, PlainHttp, RegistryClient, RegistryError};
 use crate::{Credential, Resolved};
 use latchkey_http::error_chain;
 use latchkey_protocol::secret::Secret;
+use latchkey_protocol::server_numbers;
 
 /// A token from a realm, valid until `expires`.
 #[derive(Clone)]
@@ -186,8 +187,9 @@ impl RegistryClient {
             token: Option<String>,
             #[serde(default)]
             access_token: Option<String>,
+            /// Any JSON: a negative, fractional or absurd lifetime is clamped, not an error.
             #[serde(default)]
-            expires_in: Option<u64>,
+            expires_in: Option<serde_json::Value>,
         }
         // A serde message may quote a value of this answer, which holds a token: never shown.
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
@@ -204,8 +206,10 @@ impl RegistryClient {
         let value = answer.token.or(answer.access_token).filter(|t| !t.is_empty()).ok_or_else(|| {
             RegistryError::new(ErrorKind::Protocol, format!("the token service at {endpoint} answered without a token"))
         })?;
-        // The spec's default lifetime is 60 s; keep a margin so a token never dies in flight.
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(60));
-        Ok(Token { value: Secret::new(value), expires: Instant::now() + lifetime - Duration::from_secs(10) })
+        // 60 s when absent or <= 0 (docker's default), at most a day (server_numbers); keep a
+        // margin so a token never dies in flight.
+        let lifetime = server_numbers::token_lifetime(answer.expires_in.as_ref());
+        let expires = server_numbers::deadline_after(Instant::now(), lifetime.saturating_sub(Duration::from_secs(10)));
+        Ok(Token { value: Secret::new(value), expires })
     }
 }

@@ -6,8 +6,21 @@
 
 use oci_spec::image::{ImageIndex, ImageManifest};
 
+use super::fetch::MAX_MANIFEST_BYTES;
 use super::platform::PlatformSpec;
 use crate::reference::validate_digest;
+
+/// The largest blob a descriptor may announce (4 TiB): a larger `size` is refused before
+/// anything is fetched (and millions of blobs sum without overflow).
+pub const MAX_BLOB_SIZE: u64 = 1 << 42;
+
+/// A descriptor's `size`, refused when larger than `max` (`limit` says what that is).
+fn bounded_size(size: u64, max: u64, digest: &str, limit: &str) -> Result<u64, String> {
+    if size > max {
+        return Err(format!("names {digest} with size {size} bytes, more than {limit}; refusing it"));
+    }
+    Ok(size)
+}
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -80,8 +93,8 @@ pub(super) fn index_entries(bytes: &[u8]) -> Result<Vec<IndexEntry>, String> {
             let digest = d.digest().to_string();
             validate_digest(&digest)?;
             Ok(IndexEntry {
+                size: bounded_size(d.size(), MAX_MANIFEST_BYTES as u64, &digest, "a manifest may have (4 MiB)")?,
                 digest,
-                size: d.size(),
                 is_index: is_index(d.media_type().as_ref()),
                 platform: d.platform().as_ref().map(PlatformSpec::of),
             })
@@ -99,7 +112,7 @@ pub(super) fn manifest_blobs(bytes: &[u8]) -> Result<Vec<Blob>, String> {
         .map(|d| {
             let digest = d.digest().to_string();
             validate_digest(&digest)?;
-            Ok(Blob { digest, size: d.size() })
+            Ok(Blob { size: bounded_size(d.size(), MAX_BLOB_SIZE, &digest, "a blob may have (4 TiB)")?, digest })
         })
         .collect()
 }
@@ -124,6 +137,7 @@ pub fn check_manifest_invariants(bytes: &[u8], header_type: Option<&str>) {
     if is_index(&media_type) {
         for entry in index_entries(bytes).unwrap_or_default() {
             assert!(safe(&entry.digest), "{:?}", entry.digest);
+            assert!(entry.size <= MAX_MANIFEST_BYTES as u64, "{}", entry.size);
             // A '/' inside a component (no real platform has one) cannot round-trip.
             if let Some(p) = entry.platform.filter(|p| ![&p.os, &p.architecture].iter().any(|c| c.contains('/'))) {
                 let printed = p.to_string();
@@ -135,6 +149,7 @@ pub fn check_manifest_invariants(bytes: &[u8], header_type: Option<&str>) {
     } else {
         for blob in manifest_blobs(bytes).unwrap_or_default() {
             assert!(safe(&blob.digest), "{:?}", blob.digest);
+            assert!(blob.size <= MAX_BLOB_SIZE, "{}", blob.size);
         }
     }
 }
@@ -174,6 +189,36 @@ mod tests {
         assert_eq!(blobs.iter().map(|b| b.size).collect::<Vec<_>>(), [2, 3]);
         assert!(manifest_blobs(manifest(&format!("sha256:{}", "A".repeat(64))).as_bytes()).is_err());
         assert!(manifest_blobs(br#"{"schemaVersion":2}"#).is_err());
+    }
+
+    #[test]
+    fn absurd_descriptor_sizes_are_refused_before_anything_is_fetched() {
+        let hex = "a".repeat(64);
+        let index = |size: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{hex}","size":{size}}}]}}"#
+            )
+        };
+        let manifest = |size: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"sha256:{hex}","size":1}},"layers":[{{"mediaType":"y","digest":"sha256:{hex}","size":{size}}}]}}"#
+            )
+        };
+        assert_eq!(index_entries(index("4194304").as_bytes()).unwrap()[0].size, 4 << 20);
+        assert_eq!(manifest_blobs(manifest("4398046511104").as_bytes()).unwrap()[1].size, MAX_BLOB_SIZE);
+        for huge in ["4194305", "18446744073709551615", "9223372036854775808"] {
+            let e = index_entries(index(huge).as_bytes()).unwrap_err();
+            assert!(e.contains(&format!("size {huge} bytes, more than a manifest may have (4 MiB)")), "{e}");
+        }
+        for huge in ["4398046511105", "18446744073709551615", "9223372036854775808"] {
+            let Err(e) = manifest_blobs(manifest(huge).as_bytes()) else { panic!("{huge} accepted") };
+            assert!(e.contains(&format!("size {huge} bytes, more than a blob may have (4 TiB)")), "{e}");
+        }
+        // Negative, fractional and too-large-for-u64 sizes are not descriptors at all.
+        for bad in ["-1", "1.5", "1e300", "99999999999999999999999"] {
+            assert!(index_entries(index(bad).as_bytes()).is_err(), "{bad}");
+            assert!(manifest_blobs(manifest(bad).as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

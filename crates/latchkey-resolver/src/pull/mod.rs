@@ -174,7 +174,7 @@ pub async fn pull(
             blobs.entry(blob.digest.clone()).or_insert(blob);
         }
     }
-    progress.planned(blobs.len(), blobs.values().map(|b| b.size).sum());
+    progress.planned(blobs.len(), blobs.values().fold(0, |sum, b| sum.saturating_add(b.size)));
 
     // Fetch them, bounded. The futures run on this task; sockets are driven by the HTTP
     // client's connection tasks and hashing/writing by blocking threads, so all cores work.
