@@ -69,6 +69,7 @@ pub mod client;
 pub mod hosts_toml;
 pub mod pull;
 pub mod reference;
+pub mod scoped_token;
 
 use std::collections::HashMap;
 use std::fmt;
