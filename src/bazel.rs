@@ -126,7 +126,9 @@ fn answer(stdin: &[u8]) -> Result<Response, String> {
     };
     let key = registry::key(&authority).map_err(|e| e.to_string())?;
     if uri.scheme() == "http" && !latchkey_http::is_loopback_host(key.api_host()) {
-        eprintln!("latchkey: warning: not sending credentials for {key} over plain http (only loopback registries may use it)");
+        eprintln!(
+            "latchkey: warning: not sending credentials for {key} over plain http (only loopback registries may use it)"
+        );
         return Ok(Response::None);
     }
     let config = Config::load_default().map_err(|e| e.0)?;
@@ -204,7 +206,9 @@ fn exchange(key: &RegistryKey, scope: &str, credential: &Credential) -> Result<R
         ("Basic", Credential::UsernamePassword { username, password }) => {
             Response::Header { value: basic_header(username, password.expose()), expires }
         }
-        ("Basic", _) => return Err(format!("{key} asks for Basic authentication, which a {} cannot answer", credential.kind())),
+        ("Basic", _) => {
+            return Err(format!("{key} asks for Basic authentication, which a {} cannot answer", credential.kind()));
+        }
         (header, _) => Response::Header { value: Secret::new(header.to_owned()), expires },
     })
 }
@@ -212,7 +216,9 @@ fn exchange(key: &RegistryKey, scope: &str, credential: &Credential) -> Result<R
 fn credential_parts(credential: &Credential) -> Vec<&str> {
     match credential {
         Credential::StaticBearer(t) | Credential::BearerJwt(t) => vec![t.expose().as_str()],
-        Credential::IdentityToken { username, token } => vec![username.as_deref().unwrap_or(""), token.expose().as_str()],
+        Credential::IdentityToken { username, token } => {
+            vec![username.as_deref().unwrap_or(""), token.expose().as_str()]
+        }
         Credential::UsernamePassword { username, password } => vec![username.as_str(), password.expose().as_str()],
         Credential::Anonymous => Vec::new(),
     }
@@ -229,12 +235,21 @@ mod tests {
     #[test]
     fn only_registry_api_paths_get_credentials() {
         let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        assert_eq!(target(&format!("https://ghcr.io/v2/org/app/manifests/{d}")), Some(("ghcr.io".into(), "org/app".into())));
+        assert_eq!(
+            target(&format!("https://ghcr.io/v2/org/app/manifests/{d}")),
+            Some(("ghcr.io".into(), "org/app".into()))
+        );
         assert_eq!(target("https://ghcr.io/v2/org/app/manifests/1.2"), Some(("ghcr.io".into(), "org/app".into())));
-        assert_eq!(target(&format!("http://127.0.0.1:5000/v2/a/blobs/{d}")), Some(("127.0.0.1:5000".into(), "a".into())));
+        assert_eq!(
+            target(&format!("http://127.0.0.1:5000/v2/a/blobs/{d}")),
+            Some(("127.0.0.1:5000".into(), "a".into()))
+        );
         assert_eq!(target("https://r.example:443/v2/x/tags/list"), Some(("r.example".into(), "x".into())));
         // A repository may have a component named like an endpoint.
-        assert_eq!(target("https://r.example/v2/a/blobs/b/manifests/1"), Some(("r.example".into(), "a/blobs/b".into())));
+        assert_eq!(
+            target("https://r.example/v2/a/blobs/b/manifests/1"),
+            Some(("r.example".into(), "a/blobs/b".into()))
+        );
         for uri in [
             "https://ghcr.io/v2/",
             "https://ghcr.io/v2/app/manifests/",

@@ -196,7 +196,9 @@ fn identity_token_one_refresh_grant_for_a_burst() {
     let requests = tokens.requests();
     assert_eq!(requests.len(), 1, "{requests:#?}");
     assert_eq!(requests[0].method, "POST");
-    assert!(requests[0].body.contains("grant_type=refresh_token") && requests[0].body.contains("refresh_token=rt-bazel"));
+    assert!(
+        requests[0].body.contains("grant_type=refresh_token") && requests[0].body.contains("refresh_token=rt-bazel")
+    );
     fetch_all_checked(&env, &registry, &image);
     assert_eq!(tokens.requests().len(), 1);
 }
@@ -286,8 +288,11 @@ fn bearer_convention_exchanges_the_jwt_at_the_realm() {
     let mut env = TestEnv::new();
     latchkey_mint_config(&env, &registry.host(), &[REPO]);
     let text = fs::read_to_string(env.config_path()).unwrap();
-    fs::write(env.config_path(), text.replacen("mode = \"static-bearer\"\n", "mode = \"static-bearer\"\nanswer = \"bearer\"\n", 1))
-        .unwrap();
+    fs::write(
+        env.config_path(),
+        text.replacen("mode = \"static-bearer\"\n", "mode = \"static-bearer\"\nanswer = \"bearer\"\n", 1),
+    )
+    .unwrap();
 
     let (_, username, jwt) = common::parse_get(&env.latchkey(&["get"], registry.host().as_bytes()));
     assert_eq!(username, "Bearer");
@@ -316,13 +321,20 @@ fn bearer_convention_exchanges_the_jwt_at_the_realm() {
     assert_eq!(tokens.requests().len(), 2, "one more token request, for Bazel's cache");
 
     // A JWT the realm does not accept is the realm's refusal, said on stderr.
-    let refusing = TokenServer::issuing(TokenPolicy { bearer_subject: Some("someone-else".into()), ..Default::default() });
+    let refusing =
+        TokenServer::issuing(TokenPolicy { bearer_subject: Some("someone-else".into()), ..Default::default() });
     let registry = token_registry(&refusing.url, &image);
     latchkey_mint_config(&env, &registry.host(), &[REPO]);
     let text = fs::read_to_string(env.config_path()).unwrap();
-    fs::write(env.config_path(), text.replacen("mode = \"static-bearer\"\n", "mode = \"static-bearer\"\nanswer = \"bearer\"\n", 1))
-        .unwrap();
-    let out = env.latchkey(&["get"], json!({"uri": format!("{}/v2/{REPO}/manifests/{TAG}", registry.base())}).to_string().as_bytes());
+    fs::write(
+        env.config_path(),
+        text.replacen("mode = \"static-bearer\"\n", "mode = \"static-bearer\"\nanswer = \"bearer\"\n", 1),
+    )
+    .unwrap();
+    let out = env.latchkey(
+        &["get"],
+        json!({"uri": format!("{}/v2/{REPO}/manifests/{TAG}", registry.base())}).to_string().as_bytes(),
+    );
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr_str().contains("refused the bearer JWT"), "{out}");
     assert!(!out.stderr_str().contains(&jwt[..20]), "no token in errors: {out}");

@@ -87,14 +87,14 @@ pub fn scoped_token(request: &ScopedTokenRequest) -> Result<ScopedAuth, String> 
         return Ok(ScopedAuth::NotNeeded);
     }
     if ping.status != 401 {
-        return Err(format!("the registry {registry} answered {} to GET {ping_url}: {}", ping.status, ping.body_excerpt()));
+        return Err(format!(
+            "the registry {registry} answered {} to GET {ping_url}: {}",
+            ping.status,
+            ping.body_excerpt()
+        ));
     }
-    let values: Vec<&str> = ping
-        .headers
-        .get_all(reqwest::header::WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    let values: Vec<&str> =
+        ping.headers.get_all(reqwest::header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).collect();
     let (realm, service) = match parse_challenge(&values) {
         Some(Challenge::Basic) => {
             return match request.credential {
@@ -107,7 +107,9 @@ pub fn scoped_token(request: &ScopedTokenRequest) -> Result<ScopedAuth, String> 
         }
         Some(Challenge::Bearer { realm, service }) => (realm, service),
         None => {
-            return Err(format!("the registry {registry} answered 401 to GET {ping_url} with no challenge latchkey can answer"));
+            return Err(format!(
+                "the registry {registry} answered 401 to GET {ping_url} with no challenge latchkey can answer"
+            ));
         }
     };
     let realm_url = url::Url::parse(&realm)
@@ -123,7 +125,8 @@ pub fn scoped_token(request: &ScopedTokenRequest) -> Result<ScopedAuth, String> 
     }
     params.push(("scope", request.scope));
     let authorization = |value: String| {
-        let mut v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| "a credential holds a character no HTTP header can carry".to_owned())?;
+        let mut v = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|_| "a credential holds a character no HTTP header can carry".to_owned())?;
         v.set_sensitive(true);
         Ok::<_, String>(v)
     };
@@ -134,7 +137,11 @@ pub fn scoped_token(request: &ScopedTokenRequest) -> Result<ScopedAuth, String> 
     }
     let builder = match request.credential {
         Credential::IdentityToken { token, .. } => {
-            let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token.expose().as_str()), ("client_id", "latchkey")];
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.expose().as_str()),
+                ("client_id", "latchkey"),
+            ];
             form.extend(params.iter().copied());
             let body = serde_urlencoded::to_string(&form).expect("strings encode");
             token_client
@@ -146,12 +153,16 @@ pub fn scoped_token(request: &ScopedTokenRequest) -> Result<ScopedAuth, String> 
             let mut url = realm_url.clone();
             url.query_pairs_mut().extend_pairs(params.iter()).append_pair("account", username);
             let basic = basic_header(username, password.expose());
-            token_client.get(url.as_str()).header(reqwest::header::AUTHORIZATION, authorization(basic.expose().clone())?)
+            token_client
+                .get(url.as_str())
+                .header(reqwest::header::AUTHORIZATION, authorization(basic.expose().clone())?)
         }
         Credential::BearerJwt(jwt) => {
             let mut url = realm_url.clone();
             url.query_pairs_mut().extend_pairs(params.iter());
-            token_client.get(url.as_str()).header(reqwest::header::AUTHORIZATION, authorization(format!("Bearer {}", jwt.expose()))?)
+            token_client
+                .get(url.as_str())
+                .header(reqwest::header::AUTHORIZATION, authorization(format!("Bearer {}", jwt.expose()))?)
         }
         Credential::Anonymous | Credential::StaticBearer(_) => {
             let mut url = realm_url.clone();
@@ -195,7 +206,9 @@ fn secrets(credential: &Credential) -> Vec<Secret<String>> {
         Credential::StaticBearer(t) | Credential::BearerJwt(t) | Credential::IdentityToken { token: t, .. } => {
             vec![t.clone()]
         }
-        Credential::UsernamePassword { username, password } => vec![password.clone(), basic_header(username, password.expose())],
+        Credential::UsernamePassword { username, password } => {
+            vec![password.clone(), basic_header(username, password.expose())]
+        }
         Credential::Anonymous => Vec::new(),
     }
 }

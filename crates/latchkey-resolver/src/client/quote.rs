@@ -7,7 +7,9 @@ use crate::Credential;
 /// The secrets a token request carries, as they could be echoed back.
 pub(super) fn credential_secrets(credential: &Credential) -> Vec<&str> {
     match credential {
-        Credential::StaticBearer(t) | Credential::BearerJwt(t) | Credential::IdentityToken { token: t, .. } => vec![t.expose().as_str()],
+        Credential::StaticBearer(t) | Credential::BearerJwt(t) | Credential::IdentityToken { token: t, .. } => {
+            vec![t.expose().as_str()]
+        }
         Credential::UsernamePassword { password, .. } => vec![password.expose().as_str()],
         Credential::Anonymous => Vec::new(),
     }
