@@ -282,4 +282,18 @@ mod tests {
         let r = Response::Header { value: Secret::from("Basic x"), expires: None };
         assert_eq!(r.to_json(), r#"{"headers":{"Authorization":["Basic x"]}}"#);
     }
+
+    #[test]
+    fn answer_is_a_static_bearer_key() {
+        use std::path::Path;
+        let text = "[registries.\"r.example\"]\nmode = \"static-bearer\"\nanswer = \"bearer\"\n[registries.\"r.example\".identity]\nsource = \"env\"\nvar = \"T\"\n";
+        let config = Config::parse(Path::new("c.toml"), text).unwrap();
+        let key = RegistryKey::parse_host("r.example").unwrap();
+        assert_eq!(config.registry(&key).answer, Some(AnswerConvention::Bearer));
+        assert_eq!(AnswerConvention::Bearer.username(), "Bearer");
+        assert_eq!(AnswerConvention::default().username(), "<static_bearer>");
+        let err =
+            Config::parse(Path::new("c.toml"), "[registries.\"r.example\"]\nanswer = \"bearer\"\n").unwrap_err().0;
+        assert!(err.contains("only for mode = \"static-bearer\""), "{err}");
+    }
 }
