@@ -212,8 +212,16 @@ fn is_subcommand(name: &str) -> bool {
 }
 
 fn serve_protocol(program: &str, args: &[String]) -> ExitCode {
+    // Bazel's credential-helper protocol shares `get`: its stdin is JSON, docker's never is.
+    let mut input = Vec::new();
+    if args == ["get"] {
+        let _ = std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin().lock(), 1 << 20), &mut input);
+        if crate::bazel::is_bazel_request(&input) {
+            return crate::bazel::serve(&input);
+        }
+    }
     let mut stdout = std::io::stdout().lock();
-    let mut stdin = std::io::stdin().lock();
+    let mut stdin = std::io::Read::chain(&input[..], std::io::stdin().lock());
     // A bad config must not be a silent anonymous pull: it is an error on stdout (exit 1)
     // for get/store/erase/list; `version` and usage answer regardless.
     let helper = Config::load_default().map_err(|e| e.0).and_then(Latchkey::new);

@@ -38,6 +38,9 @@ pub struct RegistryConfig {
     /// Where a static bearer's token comes from (`mode = "static-bearer"`).
     #[serde(default)]
     pub identity: Option<IdentitySource>,
+    /// Which convention a static bearer's `get` answers (`static-bearer` or `bearer`).
+    #[serde(default)]
+    pub answer: Option<crate::source::static_bearer::AnswerConvention>,
     /// Never hand out a token that expires sooner than this (default 120 s).
     #[serde(default)]
     pub min_validity_secs: Option<u64>,
@@ -134,6 +137,9 @@ impl Config {
                     return Err(section(
                         "mode = \"static-bearer\" needs an [identity] table saying where the token comes from".into(),
                     ));
+                }
+                (mode, _) if mode != Mode::StaticBearer && registry.answer.is_some() => {
+                    return Err(section("answer = ... is only for mode = \"static-bearer\"".into()));
                 }
                 (Mode::Stored, Some(_)) => {
                     return Err(section(

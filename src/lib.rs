@@ -3,6 +3,7 @@
 //! The binary `docker-credential-latchkey` speaks the docker-credential-helpers protocol
 //! ([`latchkey_protocol`]) over pluggable stores ([`latchkey_store`]) and credential sources ([`source`]).
 
+pub mod bazel;
 pub mod browser;
 pub mod cli;
 pub mod config;

@@ -35,6 +35,7 @@ pub fn static_bearer<'a>(config: &'a Config, key: &'a RegistryKey) -> Result<Sta
             key,
             identity,
             min_validity: Duration::from_secs(r.min_validity_secs.unwrap_or(DEFAULT_MIN_VALIDITY_SECS)),
+            answer: r.answer.unwrap_or_default(),
             cache_dir: crate::paths::cache_dir(),
             config_path: &config.path,
         }),

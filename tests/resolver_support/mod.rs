@@ -153,6 +153,9 @@ pub struct TokenPolicy {
     pub refresh_tokens: Vec<String>,
     /// Anonymous GETs get pull access (a public repository, Docker Hub style).
     pub anonymous_pull: bool,
+    /// Accept `Authorization: Bearer <JWT>` on a GET (the `Bearer` helper convention) when the
+    /// JWT's `sub` is this, its `iss` is [`ISSUER`] and it has not expired.
+    pub bearer_subject: Option<String>,
 }
 
 pub struct TokenServer {
@@ -238,6 +241,14 @@ fn issue(policy: &TokenPolicy, request: &TokenRequest) -> (u16, String) {
         (query_param(&request.body, "scope"), ok)
     } else {
         let ok = match &request.authorization {
+            Some(bearer) if bearer.starts_with("Bearer ") => policy.bearer_subject.as_deref().is_some_and(|want| {
+                latchkey_jwt::inspect(&bearer["Bearer ".len()..]).is_ok_and(|c| {
+                    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+                    c.subject.as_deref() == Some(want)
+                        && c.issuer.as_deref() == Some(ISSUER)
+                        && c.expires_at.is_some_and(|e| e > now)
+                })
+            }),
             Some(basic) => policy.users.iter().any(|(u, p)| *basic == common::basic_auth(u, p)),
             None => false,
         };

@@ -36,6 +36,9 @@ pub const IDENTITY_TOKEN_USERNAME: &str = "<token>";
 /// The username that says "send the Secret as `Authorization: Bearer` on every request, with
 /// no challenge flow" (rules_oci's static-bearer convention).
 pub const STATIC_BEARER_USERNAME: &str = "<static_bearer>";
+/// The username that says "the Secret is a bearer JWT to present as `Authorization: Bearer` at
+/// the registry's token endpoint, which answers a scoped registry token" (ddtool's convention).
+pub const BEARER_USERNAME: &str = "Bearer";
 /// The server URL docker passes to helpers for Docker Hub (`registry.IndexServer`).
 pub const DOCKER_HUB_SERVER_URL: &str = "https://index.docker.io/v1/";
 /// Set by a client that was refused a token: the hex SHA-256 of that token. A helper that

@@ -7,6 +7,7 @@
 //! | helper / config answer | [`Credential`] | what a request carries |
 //! |---|---|---|
 //! | Username `<static_bearer>`, or `auths.registrytoken` | [`Credential::StaticBearer`] | `Authorization: Bearer <Secret>` on every request; no `/v2/` ping, no challenge, no token endpoint |
+//! | Username `Bearer` | [`Credential::BearerJwt`] | the JWT as `Authorization: Bearer` on a GET of the challenge's realm; the scoped token it answers on the requests |
 //! | Username `<token>`, or `auths.identitytoken` | [`Credential::IdentityToken`] | OAuth2 refresh-token grant (POST) at the challenge's realm, token cached per scope |
 //! | a user name and password | [`Credential::UsernamePassword`] | challenge flow (GET the realm with Basic), or Basic when the registry asks for Basic |
 //! | nothing, not-found, or a failing helper | [`Credential::Anonymous`] | anonymous token if the realm hands one out; a 401 names the helper failure |
@@ -68,6 +69,7 @@ pub mod client;
 pub mod hosts_toml;
 pub mod pull;
 pub mod reference;
+pub mod scoped_token;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -83,7 +85,7 @@ pub use reference::Reference;
 
 use latchkey_protocol::secret::Secret;
 use latchkey_protocol::server_url::{DOCKER_HUB, InvalidServerUrl, RegistryKey};
-pub use latchkey_protocol::{DOCKER_HUB_SERVER_URL, IDENTITY_TOKEN_USERNAME, STATIC_BEARER_USERNAME};
+pub use latchkey_protocol::{BEARER_USERNAME, DOCKER_HUB_SERVER_URL, IDENTITY_TOKEN_USERNAME, STATIC_BEARER_USERNAME};
 
 /// How long a helper may take by default before it is stopped.
 pub const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,6 +95,9 @@ pub const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Credential {
     /// Send `Authorization: Bearer <token>` as it is, on every request; no challenge flow.
     StaticBearer(Secret<String>),
+    /// A JWT presented as `Authorization: Bearer` to the challenge's realm, which answers a
+    /// registry token for the scope (Username `Bearer`).
+    BearerJwt(Secret<String>),
     /// An OAuth2 refresh token, exchanged at the realm for access tokens.
     IdentityToken { username: Option<String>, token: Secret<String> },
     /// A user name and password: the challenge flow, or Basic.
@@ -106,15 +111,18 @@ impl Credential {
     pub fn kind(&self) -> &'static str {
         match self {
             Credential::StaticBearer(_) => "static bearer",
+            Credential::BearerJwt(_) => "bearer JWT",
             Credential::IdentityToken { .. } => "identity token",
             Credential::UsernamePassword { .. } => "username/password",
             Credential::Anonymous => "anonymous",
         }
     }
 
-    fn from_helper(answer: HelperCredentials) -> Credential {
+    /// What a helper's `get` answer means, by its Username conventions.
+    pub fn from_helper(answer: HelperCredentials) -> Credential {
         match answer.username.as_str() {
             STATIC_BEARER_USERNAME => Credential::StaticBearer(answer.secret),
+            BEARER_USERNAME => Credential::BearerJwt(answer.secret),
             IDENTITY_TOKEN_USERNAME => Credential::IdentityToken { username: None, token: answer.secret },
             _ => Credential::UsernamePassword { username: answer.username, password: answer.secret },
         }

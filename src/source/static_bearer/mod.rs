@@ -17,7 +17,29 @@ use latchkey_protocol::helper::HelperError;
 use latchkey_protocol::server_url::RegistryKey;
 use latchkey_store::StoredCredential;
 
-pub use latchkey_protocol::{ENV_REJECTED_TOKEN_SHA256, STATIC_BEARER_USERNAME};
+pub use latchkey_protocol::{BEARER_USERNAME, ENV_REJECTED_TOKEN_SHA256, STATIC_BEARER_USERNAME};
+
+/// Which of the two conventions for "the Secret is a bearer JWT" `get` answers (`answer =` in
+/// the registry's table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnswerConvention {
+    /// `Username: "<static_bearer>"`: the client sends the JWT on every request, no challenge.
+    #[default]
+    StaticBearer,
+    /// `Username: "Bearer"`: the client presents the JWT at the registry's token endpoint and
+    /// uses the scoped token it answers.
+    Bearer,
+}
+
+impl AnswerConvention {
+    pub fn username(self) -> &'static str {
+        match self {
+            AnswerConvention::StaticBearer => STATIC_BEARER_USERNAME,
+            AnswerConvention::Bearer => BEARER_USERNAME,
+        }
+    }
+}
 /// Default safety margin: a token must stay valid this long after we hand it out.
 pub const DEFAULT_MIN_VALIDITY_SECS: u64 = 120;
 
@@ -25,6 +47,7 @@ pub struct StaticBearer<'a> {
     pub key: &'a RegistryKey,
     pub identity: &'a IdentitySource,
     pub min_validity: Duration,
+    pub answer: AnswerConvention,
     pub cache_dir: PathBuf,
     /// The config file that made this a static-bearer registry (for messages).
     pub config_path: &'a Path,
@@ -38,7 +61,7 @@ impl CredentialSource for StaticBearer<'_> {
     /// Never opens the store: the token comes from the cache or the identity source.
     fn get(&self, _store: &mut LazyStore) -> Result<Answer, HelperError> {
         let token = self.token().map_err(HelperError::Failed)?;
-        Ok(Answer { username: STATIC_BEARER_USERNAME.to_owned(), secret: token.secret() })
+        Ok(Answer { username: self.answer.username().to_owned(), secret: token.secret() })
     }
 
     fn store(&self, _store: &mut LazyStore, _credential: &StoredCredential) -> Result<(), HelperError> {

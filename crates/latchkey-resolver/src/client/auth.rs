@@ -111,7 +111,10 @@ impl RegistryClient {
                         (None, _) => {
                             return Err(self.unauthorized(host, &resolved, url, "with no challenge it can answer"));
                         }
-                        (Some(Challenge::Basic), Credential::Anonymous | Credential::IdentityToken { .. }) => {
+                        (
+                            Some(Challenge::Basic),
+                            Credential::Anonymous | Credential::IdentityToken { .. } | Credential::BearerJwt(_),
+                        ) => {
                             return Err(self.unauthorized(host, &resolved, url, "and asks for Basic authentication"));
                         }
                         _ => {}

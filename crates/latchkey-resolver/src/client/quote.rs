@@ -12,7 +12,9 @@ use crate::Credential;
 /// base64 of `user:password`, which a server echoing the Basic header sends back).
 pub(super) fn credential_secrets(credential: &Credential) -> Redactor {
     match credential {
-        Credential::StaticBearer(t) | Credential::IdentityToken { token: t, .. } => Redactor::new().secret(t.expose()),
+        Credential::StaticBearer(t) | Credential::BearerJwt(t) | Credential::IdentityToken { token: t, .. } => {
+            Redactor::new().secret(t.expose())
+        }
         Credential::UsernamePassword { username, password } => Redactor::new().basic(username, password.expose()),
         Credential::Anonymous => Redactor::new(),
     }

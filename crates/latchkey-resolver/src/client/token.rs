@@ -98,6 +98,7 @@ impl RegistryClient {
         params.push(("scope", scope));
         let what = match credential {
             Credential::IdentityToken { .. } => "refresh-token grant",
+            Credential::BearerJwt(_) => "token request with a bearer JWT",
             Credential::UsernamePassword { .. } => "token request with Basic credentials",
             _ => "anonymous token request",
         };
@@ -119,6 +120,11 @@ impl RegistryClient {
                 let mut url = realm_url.clone();
                 url.query_pairs_mut().extend_pairs(params.iter()).append_pair("account", username);
                 self.http.get(url).header(AUTHORIZATION, header(&basic(username, password.expose())))
+            }
+            Credential::BearerJwt(jwt) => {
+                let mut url = realm_url.clone();
+                url.query_pairs_mut().extend_pairs(params.iter());
+                self.http.get(url).header(AUTHORIZATION, header(&Secret::new(format!("Bearer {}", jwt.expose()))))
             }
             _ => {
                 let mut url = realm_url.clone();
