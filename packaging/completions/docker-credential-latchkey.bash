@@ -237,7 +237,7 @@ _docker__credential__latchkey() {
             return 0
             ;;
         docker__subcmd__credential__subcmd__latchkey__subcmd__pull)
-            opts="-o -q -h --output --platform --all-platforms --concurrency --json --quiet --plain-http --https-only --helper-timeout --help"
+            opts="-o -q -h --output --platform --all-platforms --concurrency --stall-timeout --json --quiet --plain-http --https-only --helper-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -256,6 +256,10 @@ _docker__credential__latchkey() {
                     return 0
                     ;;
                 --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stall-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
