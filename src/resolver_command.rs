@@ -60,6 +60,10 @@ pub struct PullArgs {
     /// Blobs to fetch at once
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub concurrency: usize,
+    /// Stop when, for this many seconds, no manifest or blob finished and less than 64 KiB
+    /// arrived (a stalled or trickling server); 0 waits forever
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub stall_timeout: u64,
     /// Print a JSON summary on stdout
     #[arg(long)]
     pub json: bool,
@@ -95,7 +99,12 @@ pub fn pull(args: &PullArgs) -> Result<()> {
     }
     let resolver = Arc::new(args.connection.resolver()?);
     let client = RegistryClient::new(resolver, args.connection.options())?;
-    let options = PullOptions { output: args.output.clone(), platforms, concurrency: args.concurrency };
+    let options = PullOptions {
+        output: args.output.clone(),
+        platforms,
+        concurrency: args.concurrency,
+        stall_timeout: (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout)),
+    };
     let progress: Arc<dyn Progress> =
         if !args.quiet && std::io::stderr().is_terminal() { Arc::new(bars::Bars::new()) } else { Arc::new(Quiet) };
     // One async thread drives the sockets; hashing and writing run on blocking threads, so

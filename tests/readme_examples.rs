@@ -752,7 +752,7 @@ async fn pull_app() -> Result<(), Box<dyn std::error::Error>> {
     }
     let client = RegistryClient::new(resolver, ClientOptions::default())?;
     let image: Reference = "ghcr.io/org/app:1.2".parse()?;
-    let options = PullOptions { output: "app".into(), platforms: PlatformSelector::All, concurrency: 4 };
+    let options = PullOptions { platforms: PlatformSelector::All, ..PullOptions::new("app") };
     let summary = pull(&client, &image, &options, Arc::new(Quiet)).await?; // OCI layout in ./app
     println!("{}: {} blobs, {} 401s", summary.digest, summary.blobs, summary.http.unauthorized);
     Ok(())

@@ -34,9 +34,9 @@ fn library_pull_with_a_registrytoken_from_auths() {
     let reference: Reference = format!("{}/{REPO}:v2", registry.host()).parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let options = PullOptions {
-        output: dir.path().join("layout"),
         platforms: PlatformSelector::One("linux/arm64".parse().unwrap()),
         concurrency: 2,
+        ..PullOptions::new(dir.path().join("layout"))
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let summary = runtime

@@ -84,7 +84,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__completions)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__completions)
             opts="-h --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -98,7 +98,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__configure__subcmd__docker)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__configure__subcmd__docker)
             opts="-h --force --dry-run --config --containers-auth --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -116,7 +116,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__erase)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__erase)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -130,7 +130,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__get)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__get)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -144,7 +144,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__header)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__header)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -158,7 +158,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__hosts__subcmd__toml)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__hosts__subcmd__toml)
             opts="-h --write --plain-http --https-only --helper-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -180,7 +180,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__list)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__list)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -194,7 +194,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__login)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__login)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -208,7 +208,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__logout)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__logout)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -222,7 +222,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__man)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__man)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -236,8 +236,8 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__pull)
-            opts="-o -q -h --output --platform --all-platforms --concurrency --json --quiet --plain-http --https-only --helper-timeout --help"
+        docker__subcmd__credential__subcmd__latchkey__subcmd__pull)
+            opts="-o -q -h --output --platform --all-platforms --concurrency --stall-timeout --json --quiet --plain-http --https-only --helper-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -259,6 +259,10 @@ _docker__credential__latchkey() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --stall-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --helper-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -270,8 +274,8 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__status)
-            opts="-h --json --check --help"
+        docker__subcmd__credential__subcmd__latchkey__subcmd__status)
+            opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -284,7 +288,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__store)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__store)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -298,7 +302,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__token)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__token)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -312,7 +316,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__unconfigure__subcmd__docker)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__unconfigure__subcmd__docker)
             opts="-h --dry-run --config --containers-auth --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -330,7 +334,7 @@ _docker__credential__latchkey() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        docker__credential__latchkey__subcmd__version)
+        docker__subcmd__credential__subcmd__latchkey__subcmd__version)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

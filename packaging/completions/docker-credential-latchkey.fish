@@ -66,6 +66,7 @@ complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_usi
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -s o -l output -d 'OCI image layout directory to write (created if missing; an existing layout is added to)' -r -F
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l platform -d 'Platform to pull from a multi-platform image [default: linux/<this machine>]' -r
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l concurrency -d 'Blobs to fetch at once' -r
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l stall-timeout -d 'Stop when, for this many seconds, no manifest or blob finished and less than 64 KiB arrived (a stalled or trickling server); 0 waits forever' -r
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l helper-timeout -d 'Stop a credential helper that takes longer than this many seconds' -r
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l all-platforms -d 'Pull every platform of a multi-platform image, and the index itself'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l json -d 'Print a JSON summary on stdout'

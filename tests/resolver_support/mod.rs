@@ -823,3 +823,156 @@ pub fn skopeo(env: &common::TestEnv, args: &[&str]) -> common::Output {
     cmd.args(args);
     run_command(cmd, b"", common::DEFAULT_TIMEOUT)
 }
+
+// =============================================================================================
+// A hostile registry, for what Distribution cannot be made to do
+// =============================================================================================
+
+/// A body a [`Hostile`] registry sends.
+pub enum Body {
+    Bytes(Vec<u8>),
+    /// One byte at a time, this long apart (the `Content-Length` is the whole body's).
+    Trickle(Vec<u8>, Duration),
+}
+
+/// One answer of a [`Hostile`] registry.
+pub struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Body,
+}
+
+impl Answer {
+    pub fn ok(content_type: &'static str, bytes: Vec<u8>) -> Answer {
+        Answer { status: 200, content_type, body: Body::Bytes(bytes) }
+    }
+
+    pub fn not_found() -> Answer {
+        Answer {
+            status: 404,
+            content_type: "application/json",
+            body: Body::Bytes(br#"{"errors":[{"code":"NOT_FOUND","message":"no such thing"}]}"#.to_vec()),
+        }
+    }
+}
+
+/// A plain-HTTP "registry" on loopback answering GETs with `handler(path)` (`/v2/` is 200);
+/// every answer closes its connection. Stops when dropped (a trickle stops too).
+pub struct Hostile {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Hostile {
+    pub fn start(handler: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler = Arc::new(handler);
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut workers = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (handler, stopping) = (handler.clone(), stopping.clone());
+                        workers.push(std::thread::spawn(move || {
+                            let _ = hostile_one(stream, handler.as_ref(), &stopping);
+                        }));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+        Hostile { port, stop, thread: Some(thread) }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn hostile_one(mut client: TcpStream, handler: &dyn Fn(&str) -> Answer, stopping: &AtomicBool) -> std::io::Result<()> {
+    client.set_nonblocking(false)?;
+    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let head = read_head(&mut client).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let path = head.lines().next().unwrap_or("").split(' ').nth(1).unwrap_or("").to_owned();
+    let answer = if path == "/v2/" { Answer::ok("application/json", b"{}".to_vec()) } else { handler(&path) };
+    let len = match &answer.body {
+        Body::Bytes(b) | Body::Trickle(b, _) => b.len(),
+    };
+    let head = format!(
+        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
+        answer.status, answer.content_type
+    );
+    client.write_all(head.as_bytes())?;
+    match answer.body {
+        Body::Bytes(b) => client.write_all(&b)?,
+        Body::Trickle(b, pause) => {
+            for byte in b {
+                if stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                client.write_all(&[byte])?;
+                client.flush()?;
+                std::thread::sleep(pause);
+            }
+        }
+    }
+    client.flush()
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn digest_of(bytes: &[u8]) -> String {
+    digest(bytes)
+}
+
+/// Spawn `latchkey ARGS` in `env` (stdout and stderr to files in `env`), for tests that kill it
+/// or measure it.
+pub fn spawn_latchkey(env: &common::TestEnv, args: &[&str], name: &str) -> std::process::Child {
+    let mut cmd = env.command(common::LATCHKEY);
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(fs::File::create(env.path(&format!("{name}.stdout"))).unwrap())
+        .stderr(fs::File::create(env.path(&format!("{name}.stderr"))).unwrap());
+    cmd.spawn().unwrap()
+}
+
+/// Wait (at most `timeout`, then kill it and fail) for a child of this process, and return its
+/// exit code and its peak resident memory in KiB (`wait4`'s `ru_maxrss`, exact, not polled).
+pub fn wait_with_max_rss(child: std::process::Child, timeout: Duration) -> (Option<i32>, u64) {
+    let pid = child.id() as libc::pid_t;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut status = 0;
+        // SAFETY: wait4 on our own child, with valid out-pointers.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let got = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(got >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if got == pid {
+            let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+            return (code, usage.ru_maxrss as u64);
+        }
+        if Instant::now() > deadline {
+            // SAFETY: our own child, still unreaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("pid {pid} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

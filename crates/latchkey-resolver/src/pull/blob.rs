@@ -1,7 +1,7 @@
 //! Downloading one blob into the layout: streamed to a temp file outside `blobs/` while a
 //! blocking thread hashes and writes it, resumed with a `Range` request (or fetched again) when
 //! the body breaks off, and moved into `blobs/<alg>/<hex>` only when digest and size match. A
-//! blob already there is not fetched again.
+//! blob already there is not fetched again if it hashes to its name (else it is replaced).
 
 use std::io::{Seek, Write};
 
@@ -9,6 +9,7 @@ use super::Progress;
 use super::digest::Hasher;
 use super::layout::Layout;
 use super::manifest::Blob;
+use super::stall::Activity;
 use crate::client::{ErrorKind, RegistryClient, RegistryError};
 use crate::reference::Reference;
 
@@ -26,9 +27,12 @@ pub(super) async fn fetch_blob(
     layout: &Layout,
     blob: &Blob,
     progress: &dyn Progress,
+    activity: &Activity,
 ) -> Result<Option<u64>, RegistryError> {
-    let target = layout.blob_path(&blob.digest);
-    if std::fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == blob.size) {
+    // Hashing a present blob counts as progress for the stall deadline.
+    let present = layout.verified_present(&blob.digest, blob.size, activity.counter()).await;
+    if present? {
+        activity.finished();
         progress.blob_finished(&blob.digest, blob.size, false);
         return Ok(None);
     }
@@ -116,6 +120,7 @@ pub(super) async fn fetch_blob(
                         ));
                     }
                     progress.blob_advanced(&blob.digest, data.len() as u64);
+                    activity.bytes(data.len() as u64);
                     tx.send(Chunk::Data(data)).await.map_err(|_| broken_writer())?;
                 }
                 Ok(None) if received == blob.size => break 'attempts,
@@ -167,6 +172,7 @@ pub(super) async fn fetch_blob(
         ));
     }
     layout.install(temp, &blob.digest)?;
+    activity.finished();
     progress.blob_finished(&blob.digest, blob.size, true);
     Ok(Some(written))
 }

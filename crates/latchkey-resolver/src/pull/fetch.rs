@@ -4,6 +4,7 @@
 
 use super::digest::digest_of;
 use super::manifest::{MANIFEST_ACCEPT, media_type_of};
+use super::stall::Activity;
 use crate::client::{ErrorKind, RegistryClient, RegistryError};
 use crate::reference::Reference;
 
@@ -23,6 +24,7 @@ pub(super) async fn fetch_manifest(
     reference: &Reference,
     tag_or_digest: &str,
     expected_size: Option<u64>,
+    activity: &Activity,
 ) -> Result<Fetched, RegistryError> {
     let path = format!("{}/manifests/{tag_or_digest}", reference.repository);
     let answer = client.get(&reference.registry, &reference.repository, &path, Some(MANIFEST_ACCEPT), 0).await?;
@@ -35,10 +37,12 @@ pub(super) async fn fetch_manifest(
     let header_digest =
         answer.response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut response = answer.response;
-    let mut bytes = Vec::new();
+    // The descriptor's size when it has one (so the buffer is not doubled past it).
+    let mut bytes = Vec::with_capacity(expected_size.unwrap_or(0).min(MAX_MANIFEST_BYTES as u64 + 1) as usize);
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
+                activity.bytes(chunk.len() as u64);
                 bytes.extend_from_slice(&chunk);
                 if bytes.len() > MAX_MANIFEST_BYTES {
                     return Err(RegistryError::new(
@@ -83,5 +87,6 @@ pub(super) async fn fetch_manifest(
     }
     let media_type = media_type_of(&bytes, header_type.as_deref())
         .map_err(|e| RegistryError::new(ErrorKind::Protocol, format!("{reference}: manifest {tag_or_digest} {e}")))?;
+    activity.finished();
     Ok(Fetched { bytes, media_type, digest })
 }

@@ -1,10 +1,24 @@
-//! Writing an OCI image layout: refusing a directory that is neither empty nor a layout,
-//! temp files next to `blobs/` (never in it, removed with the layout), blobs moved in whole,
-//! and `index.json` naming a reference by tag (replacing its previous entry), written last.
+//! Writing an OCI image layout.
+//!
+//! - One pull at a time per directory: the directory itself is locked (`flock`) while a pull
+//!   writes into it, so one run can clean what an earlier one left without touching a running
+//!   one's files.
+//! - `oci-layout` is written first, so a pull that fails or is interrupted leaves a directory the
+//!   next pull into the same place accepts. A directory without `oci-layout` is accepted only
+//!   when empty or holding nothing but what latchkey leaves (`blobs/sha256/`, its temp
+//!   directories).
+//! - Temp files (blobs being downloaded, manifests waiting for their blobs) live in
+//!   `.latchkey-partial/` next to `blobs/`, never in it; it is removed when the pull ends, and a
+//!   left-over one (`kill -9`, power loss) is removed by the next pull.
+//! - `blobs` and `blobs/<alg>` must be real directories (a symlink is refused); a blob already
+//!   there is trusted only after it hashes to its name, else it is replaced.
+//! - `index.json` names a reference by tag (replacing its previous entry) and is written last.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::digest::Hasher;
 use super::manifest::OCI_INDEX;
 use super::platform::PlatformSpec;
 use crate::client::{ErrorKind, RegistryError};
@@ -15,55 +29,129 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The annotation containerd's `ctr import` reads for the image name.
 pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
-/// An OCI image layout being written.
+/// Where a pull keeps its temp files, next to `blobs/`.
+pub(super) const PARTIAL_DIR: &str = ".latchkey-partial";
+/// Temp directories of earlier latchkey versions (`.latchkey-tmp-XXXXXX`), cleaned like it.
+const LEGACY_TEMP_PREFIX: &str = ".latchkey-tmp-";
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// An OCI image layout being written (locked until dropped).
 pub(super) struct Layout {
     root: PathBuf,
-    temp: Option<tempfile::TempDir>,
+    partial: PathBuf,
+    /// Held for the lock; `None` where directories cannot be locked.
+    _lock: Option<File>,
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> RegistryError {
     RegistryError::new(ErrorKind::Io, format!("{what} {}: {e}", path.display()))
 }
 
+fn refuse(root: &Path, why: String) -> RegistryError {
+    RegistryError::new(ErrorKind::Io, format!("{}: {why}; refusing to write into it", root.display()))
+}
+
+/// `path` as a real directory: created if missing; a symlink or a file there is refused.
+fn real_dir(root: &Path, path: &Path) -> Result<(), RegistryError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(refuse(
+            root,
+            format!("{} is a symlink (blobs must be real directories inside the layout)", path.display()),
+        )),
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(refuse(root, format!("{} is not a directory", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => real_dir(root, path),
+            Err(e) => Err(io_error("cannot create", path, e)),
+        },
+        Err(e) => Err(io_error("cannot read", path, e)),
+    }
+}
+
+/// Is `name` (an entry of the layout's root) something a latchkey pull leaves behind?
+fn is_ours(root: &Path, name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else { return false };
+    if name == PARTIAL_DIR || name.starts_with(LEGACY_TEMP_PREFIX) {
+        return true;
+    }
+    // blobs/ holding at most sha256/ (whose files are verified before they are trusted).
+    name == "blobs"
+        && std::fs::symlink_metadata(root.join("blobs")).is_ok_and(|m| m.is_dir())
+        && std::fs::read_dir(root.join("blobs"))
+            .is_ok_and(|entries| entries.flatten().all(|e| e.file_name() == "sha256"))
+}
+
+/// Lock the directory `root` for this process (released when the handle closes, also on
+/// `kill -9`).
+fn lock(root: &Path) -> Result<Option<File>, RegistryError> {
+    #[cfg(unix)]
+    {
+        let dir = File::open(root).map_err(|e| io_error("cannot open", root, e))?;
+        match dir.try_lock() {
+            Ok(()) => Ok(Some(dir)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(RegistryError::new(
+                ErrorKind::Io,
+                format!("another pull is writing into {}; wait for it to finish", root.display()),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_error("cannot lock", root, e)),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = root;
+        Ok(None)
+    }
+}
+
 impl Layout {
     pub(super) fn open(root: &Path) -> Result<Layout, RegistryError> {
         std::fs::create_dir_all(root).map_err(|e| io_error("cannot create", root, e))?;
+        let lock = lock(root)?;
         let marker = root.join("oci-layout");
         match std::fs::read(&marker) {
             Ok(text) => {
                 let v: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
                 if v.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
-                    return Err(RegistryError::new(
-                        ErrorKind::Io,
-                        format!(
-                            "{} is not an OCI image layout version 1.0.0; refusing to write into it",
-                            root.display()
-                        ),
-                    ));
+                    return Err(refuse(root, "not an OCI image layout version 1.0.0".into()));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut entries = std::fs::read_dir(root).map_err(|e| io_error("cannot read", root, e))?;
-                if entries.next().is_some() {
-                    return Err(RegistryError::new(
-                        ErrorKind::Io,
-                        format!(
-                            "{} is neither empty nor an OCI image layout (no oci-layout file); refusing to write into it",
-                            root.display()
-                        ),
-                    ));
+                let entries = std::fs::read_dir(root).map_err(|e| io_error("cannot read", root, e))?;
+                for entry in entries {
+                    let entry = entry.map_err(|e| io_error("cannot read", root, e))?;
+                    if !is_ours(root, &entry.file_name()) {
+                        return Err(refuse(
+                            root,
+                            format!(
+                                "neither empty nor an OCI image layout (no oci-layout file, and it holds {:?})",
+                                entry.file_name()
+                            ),
+                        ));
+                    }
                 }
             }
             Err(e) => return Err(io_error("cannot read", &marker, e)),
         }
-        let blobs = root.join("blobs").join("sha256");
-        std::fs::create_dir_all(&blobs).map_err(|e| io_error("cannot create", &blobs, e))?;
-        // Temp files live next to blobs/, never in it, and go away with this directory.
-        let temp = tempfile::Builder::new()
-            .prefix(".latchkey-tmp-")
-            .tempdir_in(root)
-            .map_err(|e| io_error("cannot create a temp dir in", root, e))?;
-        Ok(Layout { root: root.to_path_buf(), temp: Some(temp) })
+        let blobs = root.join("blobs");
+        real_dir(root, &blobs)?;
+        real_dir(root, &blobs.join("sha256"))?;
+        // What an earlier pull left (kill -9): nobody else is writing here, we hold the lock.
+        let entries = std::fs::read_dir(root).map_err(|e| io_error("cannot read", root, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == PARTIAL_DIR || name.starts_with(LEGACY_TEMP_PREFIX) {
+                remove_any(&entry.path())?;
+            }
+        }
+        let partial = root.join(PARTIAL_DIR);
+        std::fs::create_dir(&partial).map_err(|e| io_error("cannot create", &partial, e))?;
+        // Written first: whatever happens next, the next pull recognises the directory.
+        if !marker.exists() {
+            latchkey_fs::write_atomic(&marker, OCI_LAYOUT, 0o644).map_err(|e| io_error("cannot write", &marker, e))?;
+        }
+        Ok(Layout { root: root.to_path_buf(), partial, _lock: lock })
     }
 
     pub(super) fn blob_path(&self, digest: &str) -> PathBuf {
@@ -72,29 +160,75 @@ impl Layout {
     }
 
     pub(super) fn temp_file(&self) -> Result<tempfile::NamedTempFile, RegistryError> {
-        let dir = self.temp.as_ref().expect("open until finish").path();
-        tempfile::NamedTempFile::new_in(dir).map_err(|e| io_error("cannot create a temp file in", dir, e))
+        tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.partial)
+            .map_err(|e| io_error("cannot create a temp file in", &self.partial, e))
+    }
+
+    /// Is `digest` already in `blobs/`, whole and hashing to its name? A file that is not (a
+    /// corrupt or truncated blob, a symlink) is removed so it is fetched again. Hashing runs on
+    /// a blocking thread; `advanced` hears of every chunk read.
+    pub(super) async fn verified_present(
+        &self,
+        digest: &str,
+        size: u64,
+        advanced: impl Fn(u64) + Send + 'static,
+    ) -> Result<bool, RegistryError> {
+        let target = self.blob_path(digest);
+        let metadata = match std::fs::symlink_metadata(&target) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_error("cannot read", &target, e)),
+        };
+        if metadata.is_dir() {
+            return Err(refuse(&self.root, format!("{} is a directory", target.display())));
+        }
+        if metadata.is_file() && metadata.len() == size {
+            let (path, digest) = (target.clone(), digest.to_owned());
+            let hashed = tokio::task::spawn_blocking(move || hash_file(&path, &digest, &advanced))
+                .await
+                .map_err(|_| RegistryError::new(ErrorKind::Io, format!("hashing {} stopped", target.display())))?
+                .map_err(|e| io_error("cannot read", &target, e))?;
+            if hashed {
+                return Ok(true);
+            }
+        }
+        std::fs::remove_file(&target).map_err(|e| io_error("cannot remove a damaged blob", &target, e))?;
+        Ok(false)
     }
 
     pub(super) fn install(&self, temp: tempfile::NamedTempFile, digest: &str) -> Result<(), RegistryError> {
         let target = self.blob_path(digest);
         if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io_error("cannot create", dir, e))?;
+            real_dir(&self.root, dir)?;
         }
         set_mode(temp.as_file(), 0o644);
         temp.persist(&target).map_err(|e| io_error("cannot move a blob into", &target, e.error))?;
         Ok(())
     }
 
-    /// Write verified content (manifests) as a blob.
-    pub(super) fn put_verified(&self, digest: &str, bytes: &[u8]) -> Result<(), RegistryError> {
-        let target = self.blob_path(digest);
-        if std::fs::metadata(&target).is_ok_and(|m| m.len() == bytes.len() as u64) {
-            return Ok(());
+    /// Keep verified content (a manifest) in the temp directory until [`Layout::commit`]
+    /// moves it into `blobs/`; so only its descriptor need stay in memory.
+    pub(super) fn stage(&self, digest: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+        let path = self.staged_path(digest);
+        let mut file = File::create(&path).map_err(|e| io_error("cannot create", &path, e))?;
+        file.write_all(bytes).map_err(|e| io_error("cannot write", &path, e))?;
+        set_mode(&file, 0o644);
+        Ok(())
+    }
+
+    /// Move a staged manifest into `blobs/` (replacing whatever is there: these bytes are verified).
+    pub(super) fn commit(&self, digest: &str) -> Result<(), RegistryError> {
+        let (staged, target) = (self.staged_path(digest), self.blob_path(digest));
+        if let Some(dir) = target.parent() {
+            real_dir(&self.root, dir)?;
         }
-        let mut temp = self.temp_file()?;
-        temp.write_all(bytes).map_err(|e| io_error("cannot write", temp.path(), e))?;
-        self.install(temp, digest)
+        std::fs::rename(&staged, &target).map_err(|e| io_error("cannot move a manifest into", &target, e))
+    }
+
+    fn staged_path(&self, digest: &str) -> PathBuf {
+        self.partial.join(format!("manifest-{}", digest.replace(':', "-")))
     }
 
     /// Add (or replace) this reference's entry in index.json, and write oci-layout.
@@ -144,7 +278,7 @@ impl Layout {
         manifests.push(descriptor);
         let layout_marker = self.root.join("oci-layout");
         if !layout_marker.exists() {
-            latchkey_fs::write_atomic(&layout_marker, br#"{"imageLayoutVersion":"1.0.0"}"#, 0o644)
+            latchkey_fs::write_atomic(&layout_marker, OCI_LAYOUT, 0o644)
                 .map_err(|e| io_error("cannot write", &layout_marker, e))?;
         }
         let text = serde_json::to_vec(&index).expect("JSON serialises");
@@ -154,13 +288,40 @@ impl Layout {
 
 impl Drop for Layout {
     fn drop(&mut self) {
-        if let Some(t) = self.temp.take() {
-            let _ = t.close();
-        }
+        // Before the lock goes (it is a field, dropped after this).
+        let _ = std::fs::remove_dir_all(&self.partial);
     }
 }
 
-fn set_mode(file: &std::fs::File, mode: u32) {
+/// Remove a file, symlink or directory tree (never following a symlink).
+fn remove_any(path: &Path) -> Result<(), RegistryError> {
+    let result = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| io_error("cannot remove what an earlier pull left:", path, e))
+}
+
+/// Does the file at `path` hash to `digest`?
+fn hash_file(path: &Path, digest: &str, advanced: &dyn Fn(u64)) -> std::io::Result<bool> {
+    let algorithm = digest.split_once(':').map_or("sha256", |(a, _)| a);
+    let mut hasher = Hasher::new(algorithm);
+    let mut file = File::open(path)?;
+    let mut buffer = vec![0u8; 256 << 10];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        advanced(n as u64);
+    }
+    Ok(hasher.finish() == digest)
+}
+
+fn set_mode(file: &File, mode: u32) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
