@@ -78,7 +78,7 @@ const KNOWN: &[Known] = &[
     Known {
         lang: "toml",
         first_line: "store = \"auto\"                  # auto | keyring | file",
-        fingerprint: "ef84019b2a52",
+        fingerprint: "a5dbc8837b13",
         handling: Handling::Run("configuration_reference_loads"),
     },
     Known {
@@ -126,7 +126,7 @@ const KNOWN: &[Known] = &[
     Known {
         lang: "rust",
         first_line: "use std::sync::Arc;",
-        fingerprint: "779daaeb3f6a",
+        fingerprint: "041e16c411ee",
         handling: Handling::Run("rust_example_compiles"),
     },
     Known {
