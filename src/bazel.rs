@@ -116,11 +116,33 @@ pub fn registry_api_target(uri: &url::Url) -> Option<(String, String)> {
     ok.then(|| (authority, segments[..n - 2].join("/")))
 }
 
+/// Whether `raw`'s authority is already what the URL parser made of it (case aside, and an
+/// explicit default port allowed). The WHATWG parser rewrites hosts that other parsers read
+/// differently (`0177.0.0.1`, `0x7f.1` and `2130706433` become `127.0.0.1`; tabs and newlines
+/// are dropped): credentials looked up for the rewritten host must not be answered to a client
+/// that connects to the host as written.
+fn authority_as_written(raw: &str, uri: &url::Url) -> bool {
+    let Some(host) = uri.host_str() else { return false };
+    let raw = raw.trim_matches(|c: char| c <= ' ');
+    let Some((_, rest)) = raw.split_once("://") else { return false };
+    let written = rest.split(['/', '?', '#', '\\']).next().unwrap_or("").to_ascii_lowercase();
+    let normal = match uri.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let with_default = uri.port_or_known_default().map(|port| format!("{host}:{port}"));
+    written == normal || with_default.is_some_and(|w| written == w)
+}
+
 fn answer(stdin: &[u8]) -> Result<Response, String> {
     let request: Request =
         serde_json::from_slice(stdin).map_err(|e| format!("the Bazel credential request is not valid JSON: {e}"))?;
     let uri = request.uri.ok_or("the Bazel credential request has no \"uri\"")?;
-    let uri = url::Url::parse(&uri).map_err(|e| format!("the Bazel credential request's uri is not a URL: {e}"))?;
+    let raw = uri;
+    let uri = url::Url::parse(&raw).map_err(|e| format!("the Bazel credential request's uri is not a URL: {e}"))?;
+    if !authority_as_written(&raw, &uri) {
+        return Ok(Response::None);
+    }
     let Some((authority, repository)) = registry_api_target(&uri) else {
         return Ok(Response::None);
     };
@@ -262,6 +284,34 @@ mod tests {
             "ftp://ghcr.io/v2/app/manifests/1",
         ] {
             assert_eq!(target(uri), None, "{uri}");
+        }
+    }
+
+    #[test]
+    fn hosts_the_url_parser_rewrites_get_nothing() {
+        let written = |raw: &str| authority_as_written(raw, &url::Url::parse(raw).unwrap());
+        for ok in [
+            "https://ghcr.io/v2/a/manifests/1",
+            "https://GHCR.io/v2/a/manifests/1",
+            "https://ghcr.io:443/v2/a/manifests/1",
+            "http://127.0.0.1:5000/v2/a/manifests/1",
+            "http://[::1]:5000/v2/a/manifests/1",
+            " https://ghcr.io/v2/a/manifests/1\n",
+        ] {
+            assert!(written(ok), "{ok}");
+        }
+        for rewritten in [
+            "http://0177.0.0.1:5000/v2/a/manifests/1",
+            "http://0x7f.1:5000/v2/a/manifests/1",
+            "http://2130706433:5000/v2/a/manifests/1",
+            "http://127.1:5000/v2/a/manifests/1",
+            "http://127.0.0.1:05000/v2/a/manifests/1",
+            "http://127.0.0.1:5000\t/v2/a/manifests/1",
+            "https://gh\ncr.io/v2/a/manifests/1",
+            "https://gh%63r.io/v2/a/manifests/1",
+            "http://[0:0::1]:5000/v2/a/manifests/1",
+        ] {
+            assert!(!written(rewritten), "{rewritten}");
         }
     }
 
