@@ -214,14 +214,21 @@ fn is_subcommand(name: &str) -> bool {
 fn serve_protocol(program: &str, args: &[String]) -> ExitCode {
     // Bazel's credential-helper protocol shares `get`: its stdin is JSON, docker's never is.
     let mut input = Vec::new();
+    let mut input_ended = false;
     if args == ["get"] {
-        let _ = std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin().lock(), 1 << 20), &mut input);
+        let limit = latchkey_protocol::helper::MAX_STDIN_BYTES;
+        let _ = std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin().lock(), limit + 1), &mut input);
+        // Within the bound, stdin has ended: reading it again would wait for a second EOF at a
+        // terminal (a person types Ctrl-D once).
+        input_ended = input.len() as u64 <= limit;
         if crate::bazel::is_bazel_request(&input) {
             return crate::bazel::serve(&input);
         }
     }
     let mut stdout = std::io::stdout().lock();
-    let mut stdin = std::io::Read::chain(&input[..], std::io::stdin().lock());
+    let rest: Box<dyn std::io::Read> =
+        if input_ended { Box::new(std::io::empty()) } else { Box::new(std::io::stdin().lock()) };
+    let mut stdin = std::io::Read::chain(&input[..], rest);
     // A bad config must not be a silent anonymous pull: it is an error on stdout (exit 1)
     // for get/store/erase/list; `version` and usage answer regardless.
     let helper = Config::load_default().map_err(|e| e.0).and_then(Latchkey::new);
