@@ -96,7 +96,7 @@ impl Config {
         let text = match std::fs::File::open(path) {
             Ok(f) => {
                 // It can name programs to run: only a file the user alone could write counts.
-                latchkey_fs::trust::check_file_and_dir(path, latchkey_fs::trust::Purpose::Config)
+                latchkey_fs::trust::check_file_and_ancestors(path, latchkey_fs::trust::Purpose::Config)
                     .map_err(|e| ConfigError(e.to_string()))?;
                 let mut text = String::new();
                 f.take(MAX_CONFIG_BYTES + 1)

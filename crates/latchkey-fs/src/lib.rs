@@ -14,19 +14,28 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     if fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
         return Ok(());
     }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        ensure_private_dir(parent)?;
+    }
     let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir)?;
+    match builder.create(dir) {
+        Ok(()) => {}
+        // Someone else made it (or planted a symlink) since we looked: not ours, so not chmodded.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
     #[cfg(unix)]
     {
-        // The umask may have narrowed 0700 further; widen it back to exactly owner-only.
+        // We created it; the umask may have narrowed 0700 further. Set exactly owner-only,
+        // on the directory itself (never through a symlink someone swapped in).
         use std::os::unix::fs::PermissionsExt;
-        if fs::symlink_metadata(dir)?.permissions().mode() & 0o777 != 0o700 {
+        let meta = fs::symlink_metadata(dir)?;
+        if meta.is_dir() && meta.permissions().mode() & 0o777 != 0o700 {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
     }

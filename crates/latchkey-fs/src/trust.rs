@@ -83,6 +83,19 @@ pub fn check_dir(dir: &Path, purpose: Purpose) -> Result<(), Untrusted> {
     imp::check(dir, purpose, true)
 }
 
+/// Check `path` and every directory above it, as ssh's StrictModes does: whoever can write
+/// any of them can rename the real file away and plant another. Root-owned directories
+/// outside the user's home (`/`, `/etc`, `/home`) and sticky ones (`/tmp`) pass.
+pub fn check_file_and_ancestors(path: &Path, purpose: Purpose) -> Result<(), Untrusted> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    for dir in absolute.ancestors().skip(1) {
+        if !dir.as_os_str().is_empty() {
+            check_dir(dir, purpose)?;
+        }
+    }
+    check_file(path, purpose)
+}
+
 /// Check `path` and the directory it is in.
 pub fn check_file_and_dir(path: &Path, purpose: Purpose) -> Result<(), Untrusted> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -219,6 +232,21 @@ mod tests {
         let e = check_file(&file, Purpose::Config).unwrap_err();
         assert!(e.problem.contains("owned by uid 65534"), "{e}");
         assert!(e.fix.contains("chown root"), "{e}");
+    }
+
+    #[test]
+    fn a_writable_ancestor_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        fs::create_dir_all(&nested).unwrap();
+        let file = nested.join("config.toml");
+        fs::write(&file, "x").unwrap();
+        check_file_and_ancestors(&file, Purpose::Config).unwrap();
+        chmod(&dir.path().join("a"), 0o777);
+        let e = check_file_and_ancestors(&file, Purpose::Config).unwrap_err();
+        assert_eq!(e.path, dir.path().join("a"), "{e}");
+        chmod(&dir.path().join("a"), 0o1777);
+        check_file_and_ancestors(&file, Purpose::Config).expect("a sticky ancestor is fine");
     }
 
     #[test]

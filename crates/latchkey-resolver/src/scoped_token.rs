@@ -192,7 +192,10 @@ pub fn scoped_token(request: &ScopedTokenRequest) -> Result<ScopedAuth, String> 
         expires_in: Option<serde_json::Value>,
     }
     let parsed: TokenAnswer = serde_json::from_slice(&answer.body)
-        .map_err(|e| format!("the token service at {endpoint} answered no JSON token: {e}"))?;
+        // serde's message can quote a value from the answer: say where, never what.
+        .map_err(|e| {
+            format!("the token service at {endpoint} answered no JSON token (line {}, column {})", e.line(), e.column())
+        })?;
     let token = parsed
         .token
         .or(parsed.access_token)

@@ -200,7 +200,7 @@ fn mint(identity: &IdentitySource, now: SystemTime) -> Result<latchkey_protocol:
         std::fs::read_to_string(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
     };
     // Whoever can write the key can sign as us; whoever can read it can too (ssh's rule).
-    latchkey_fs::trust::check_file_and_dir(private_key_file, latchkey_fs::trust::Purpose::PrivateKey)
+    latchkey_fs::trust::check_file_and_ancestors(private_key_file, latchkey_fs::trust::Purpose::PrivateKey)
         .map_err(|e| e.to_string())?;
     let private_key_pem = latchkey_protocol::secret::Secret::new(read(private_key_file, "private key file")?);
     let key_id = match (kid.as_deref(), certificate_chain_file) {
