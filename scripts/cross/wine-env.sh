@@ -44,7 +44,7 @@ _wine_env_setup() {
     wineserver -w # until wineboot's server has written the registry and exited
   fi
   # A persistent server: every wine call after this one reuses it.
-  wineserver -p
+  wineserver -p </dev/null >/dev/null 2>&1
   # Start Wine's own services (services.exe, winedevice, rpcss...) now, with no stdio of
   # ours: otherwise the first .exe starts them and they inherit its stdout, and whoever
   # reads that pipe ($(wine ...), cargo test capturing output) waits on it forever.
