@@ -53,6 +53,7 @@ fn main() {
         .expect("openssl (apt-get install openssl)");
     assert!(ok.success());
     // latchkey refuses a private key others can read, as ssh does.
+    #[cfg(unix)]
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let config = format!(
         "[registries.\"{server}\"]\nmode = \"static-bearer\"\n[registries.\"{server}\".identity]\nsource = \"mint\"\n\

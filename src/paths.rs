@@ -38,10 +38,13 @@ pub fn default_config_file() -> PathBuf {
     project_dirs().map(|d| d.config_dir().join("config.toml")).unwrap_or_else(|| no_home("config", ENV_CONFIG))
 }
 
-/// The file store's directory: `$LATCHKEY_DATA_DIR`, else `<data dir>/latchkey`.
+/// The file store's directory: `$LATCHKEY_DATA_DIR`, else `<local data dir>/latchkey`:
+/// on Windows `%LOCALAPPDATA%` (credentials must not roam with the profile, as the keyring
+/// store's are kept local too), elsewhere the same as the data dir (`~/.local/share`,
+/// `~/Library/Application Support`).
 pub fn data_dir() -> PathBuf {
     from_env(ENV_DATA_DIR)
-        .or_else(|| project_dirs().map(|d| d.data_dir().to_path_buf()))
+        .or_else(|| project_dirs().map(|d| d.data_local_dir().to_path_buf()))
         .unwrap_or_else(|| no_home("data", ENV_DATA_DIR))
 }
 

@@ -2,7 +2,9 @@
 //! temporary DOCKER_CONFIG and HOME.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-latchkey");

@@ -180,6 +180,7 @@ fn killed_cache_refresh_leaves_a_readable_cache() {
     let script = env.path("issue.sh");
     // Sleeps a random few ms so the kill lands before, during or after the refresh.
     std::fs::write(&script, format!("#!/bin/sh\nsleep \"$ISSUE_DELAY\"\ncat {:?}\n", token_file)).unwrap();
+    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -5,6 +5,9 @@
 //! endpoint, `status`, `logout` and `erase`, and the device secret on a real Secret Service.
 //! No timing assertions: every wait is bounded so a hang fails instead of hanging CI.
 
+// Unix only: RefusingPort (a bound, never-listening socket) and /bin/sh stand-ins.
+#![cfg(unix)]
+
 mod common;
 mod device_auth;
 

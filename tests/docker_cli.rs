@@ -3,6 +3,9 @@
 //! entries (docker CLI >= 27.4 keeps `.../access-token` and `.../refresh-token` beside
 //! `https://index.docker.io/v1/`), which must stay three credentials.
 
+// Unix only: the docker CLI and /bin/sh stand-ins.
+#![cfg(unix)]
+
 mod common;
 
 use std::process::Command;

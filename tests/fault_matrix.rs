@@ -9,6 +9,9 @@
 //! asserted is the harness's generous one, so a hang fails rather than hangs CI.
 //! (Finer cases per peer live in static_bearer_sources.rs and device_login.rs.)
 
+// Unix only: RefusingPort (a bound, never-listening socket) and /bin/sh stand-ins.
+#![cfg(unix)]
+
 mod common;
 mod device_auth;
 

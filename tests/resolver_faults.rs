@@ -218,6 +218,7 @@ fn latchkey_replaces_a_cached_token_the_registry_refused() {
         format!("#!/bin/sh\necho x >> {count:?}\nif [ $(wc -l < {count:?}) -eq 1 ]; then cat {bad:?}; else cat {good:?}; fi\n"),
     )
     .unwrap();
+    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&source, fs::Permissions::from_mode(0o755)).unwrap();

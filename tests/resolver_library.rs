@@ -90,8 +90,11 @@ fn hosts_toml_carries_a_working_header_and_its_expiry() {
     let out = env.latchkey(&["hosts-toml", &registry.host(), "--write", dir.to_str().unwrap()], b"");
     out.assert_success();
     let path = dir.join(registry.host()).join("hosts.toml");
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
     assert!(fs::read_to_string(&path).unwrap().contains("[host.\"http://127.0.0.1:"));
     assert!(out.stderr_str().contains("rewrite it before then"), "{out}");
 

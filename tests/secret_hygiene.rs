@@ -338,6 +338,7 @@ fn mint_private_key_never_shows() {
     let key_file = env.path("key.pem");
     // 0600, as latchkey demands of a private key; writes below keep the mode.
     std::fs::write(&key_file, b"").unwrap();
+    #[cfg(unix)]
     std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let key_body = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSECRETKEYMATERIAL";
     let cfg = |algorithm: &str| {

@@ -2,6 +2,9 @@
 //! in-process identity endpoint and an RFC 8693 STS, their faults, and the cache's
 //! single-flight claim (32 concurrent cold `get`s, one upstream call).
 
+// Unix only: RefusingPort (a bound, never-listening socket) and /bin/sh stand-ins.
+#![cfg(unix)]
+
 mod common;
 
 use std::io::Write;

@@ -3,6 +3,9 @@
 //! world-writable config, store or cache, another user's file (as root, which CI is), a key
 //! others can read, symlinks planted where latchkey writes, an unwritable cache.
 
+// Unix only: file modes, owners and symlinks.
+#![cfg(unix)]
+
 mod common;
 
 use std::fs;

@@ -1,7 +1,6 @@
 //! Writing a planned edit back: atomically, through symlinks, keeping the file's mode, and
 //! redoing the edit if the file changed since it was read.
 
-use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -48,7 +47,7 @@ pub(super) fn write_plan(plan: &mut Plan<'_>) -> Result<()> {
 #[cfg(unix)]
 pub(super) fn existing_mode(path: &Path) -> Result<u32> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
     Ok(meta.permissions().mode() & 0o7777)
 }
 
@@ -63,7 +62,7 @@ pub(super) fn existing_mode(_path: &Path) -> Result<u32> {
 pub(super) fn restore_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if existing_mode(path)? != mode {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("cannot set the permissions of {}", path.display()))?;
     }
     Ok(())

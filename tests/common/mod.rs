@@ -70,9 +70,15 @@ pub fn require(tool: Tool) -> PathBuf {
     );
 }
 
+#[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -182,7 +188,6 @@ pub fn run_command(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Output 
 /// Wait for a child spawned with piped stdout and stderr (its stdin already dealt with),
 /// capturing both, with a deadline: past `timeout` it is killed and the test fails.
 pub fn wait_child(mut child: Child, command: &str, timeout: Duration) -> Output {
-    use std::os::unix::process::ExitStatusExt;
     let command = command.to_owned();
     let out_rx = read_all_in_thread(child.stdout.take().expect("piped"));
     let err_rx = read_all_in_thread(child.stderr.take().expect("piped"));
@@ -215,7 +220,11 @@ pub fn wait_child(mut child: Child, command: &str, timeout: Duration) -> Output 
     let stderr = err_rx
         .recv_timeout(rest)
         .unwrap_or_else(|_| panic!("{command} exited but something it started keeps its stderr open"));
-    Output { command, code: status.code(), signal: status.signal(), stdout, stderr }
+    #[cfg(unix)]
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    #[cfg(not(unix))]
+    let signal = None;
+    Output { command, code: status.code(), signal, stdout, stderr }
 }
 
 /// Run `program args` in `env` (and nothing else of the test's environment) with `stdin`.
@@ -277,6 +286,7 @@ impl TestEnv {
             fs::create_dir_all(&dir).expect("create temp sub dir");
             set(var, &dir);
         }
+        #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(r.join("run"), fs::Permissions::from_mode(0o700)).expect("chmod run dir");
@@ -427,6 +437,7 @@ impl KeyringSession {
         for sub in ["home", "data", "config", "cache", "run"] {
             fs::create_dir_all(d.join(sub)).expect("create keyring sub dir");
         }
+        #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(d.join("run"), fs::Permissions::from_mode(0o700)).expect("chmod run dir");
@@ -603,20 +614,33 @@ pub enum RegistryAuth {
 
 /// A loopback address that refuses connections for as long as this lives: a TCP socket bound
 /// to it that never listens, so no server of a test running alongside can be given the port.
+#[cfg(unix)]
 pub struct RefusingPort {
     _socket: std::os::fd::OwnedFd,
     pub port: u16,
 }
 
+#[cfg(unix)]
 impl RefusingPort {
     pub fn new() -> RefusingPort {
         use std::os::fd::FromRawFd;
         // SAFETY: plain socket calls on a descriptor this function owns; the address structs
         // are zeroed and sized as the calls expect.
         unsafe {
+            #[cfg(target_os = "linux")]
             let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            // No SOCK_CLOEXEC on macOS: close-on-exec is set right after instead.
+            #[cfg(not(target_os = "linux"))]
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
             assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
             let socket = std::os::fd::OwnedFd::from_raw_fd(fd);
+            #[cfg(not(target_os = "linux"))]
+            assert_ne!(
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC),
+                -1,
+                "fcntl: {}",
+                std::io::Error::last_os_error()
+            );
             let mut addr: libc::sockaddr_in = std::mem::zeroed();
             addr.sin_family = libc::AF_INET as libc::sa_family_t;
             addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();

@@ -444,8 +444,11 @@ printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$path" "$hostport" >&3
 timeout 10 cat <&3 >/dev/null
 "#;
         std::fs::write(&script, body.replace("__LOG__", &log.display().to_string())).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         StandInBrowser { script, log }
     }
 

@@ -556,10 +556,13 @@ pub fn helper_dir(env: &mut common::TestEnv) -> PathBuf {
 
 /// `docker-credential-NAME` in `dir`, a shell script with `body`.
 pub fn helper_script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(format!("docker-credential-{name}"));
     fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
     path
 }
 

@@ -62,7 +62,8 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         }
         file.write_all(contents)?;
         file.sync_all()?;
-        fs::rename(&tmp, path)?;
+        drop(file);
+        rename_replacing(&tmp, path)?;
         sync_dir(dir);
         remove_stale_temp_files(dir, name);
         Ok(())
@@ -71,6 +72,37 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// `rename(from, to)`, replacing `to`. On Windows a rename over a file that another process
+/// has open (a reader of the cache, an antivirus, the indexer) fails with a sharing
+/// violation or "access denied" until it closes it: retry those for a bounded while (about
+/// 2 s in all) before giving up.
+fn rename_replacing(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(windows)]
+    {
+        const ERROR_ACCESS_DENIED: i32 = 5;
+        const ERROR_SHARING_VIOLATION: i32 = 32;
+        const ERROR_LOCK_VIOLATION: i32 = 33;
+        let mut pause = std::time::Duration::from_millis(1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match fs::rename(from, to) {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION | ERROR_LOCK_VIOLATION)
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+    #[cfg(not(windows))]
+    fs::rename(from, to)
 }
 
 /// Remove the temp files (`.NAME.tmp.PID`) that processes killed mid-write left next to
@@ -92,7 +124,7 @@ fn remove_stale_temp_files(dir: &Path, name: &std::ffi::OsStr) {
 
 /// Whether a process with this PID exists. Where that cannot be asked, assume it does.
 fn process_alive(pid: u32) -> bool {
-    #[cfg(target_os = "linux")]
+    #[cfg(unix)]
     {
         let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
         // Signal 0 checks existence only; EPERM means it exists but is someone else's.
@@ -100,10 +132,47 @@ fn process_alive(pid: u32) -> bool {
         let rc = unsafe { libc::kill(pid, 0) };
         rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
+    {
+        windows::process_alive(pid)
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = pid;
         true
+    }
+}
+
+#[cfg(windows)]
+mod windows {
+    use std::ffi::c_void;
+
+    const PROCESS_QUERY_LIMITED_INFORMATION: u32 = 0x1000;
+    const ERROR_INVALID_PARAMETER: i32 = 87;
+    const STILL_ACTIVE: u32 = 259;
+
+    #[link(name = "kernel32")]
+    unsafe extern "system" {
+        fn OpenProcess(desired_access: u32, inherit_handle: i32, process_id: u32) -> *mut c_void;
+        fn GetExitCodeProcess(process: *mut c_void, exit_code: *mut u32) -> i32;
+        fn CloseHandle(handle: *mut c_void) -> i32;
+    }
+
+    /// OpenProcess fails with ERROR_INVALID_PARAMETER for a PID no process has; a process
+    /// that exited but whose handle someone still holds answers an exit code other than
+    /// STILL_ACTIVE. Anything else (access denied: another user's process) counts as alive.
+    pub fn process_alive(pid: u32) -> bool {
+        // SAFETY: plain Win32 calls; the handle is checked for null and closed once.
+        unsafe {
+            let handle = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+            if handle.is_null() {
+                return std::io::Error::last_os_error().raw_os_error() != Some(ERROR_INVALID_PARAMETER);
+            }
+            let mut code = 0u32;
+            let ok = GetExitCodeProcess(handle, &mut code);
+            CloseHandle(handle);
+            ok == 0 || code == STILL_ACTIVE
+        }
     }
 }
 
@@ -232,18 +301,39 @@ pub fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
     Err(io::Error::other(format!("too many levels of symbolic links at {}", path.display())))
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Not a test: the live writer of `a_write_removes_temp_files_of_dead_writers_only`
+    /// (this test binary, run with `--ignored --exact tests::live_writer`).
+    #[test]
+    #[ignore]
+    fn live_writer() {
+        if std::env::var_os("LATCHKEY_FS_LIVE_WRITER").is_some() {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+    }
+
+    fn this_test_binary(args: &[&str]) -> std::process::Child {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(args)
+            .env("LATCHKEY_FS_LIVE_WRITER", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
 
     #[test]
     fn a_write_removes_temp_files_of_dead_writers_only() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("f.json");
-        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        // A process that has exited (its handle still held on Windows: still dead).
+        let mut dead = this_test_binary(&["--list"]);
         let dead_pid = dead.id();
         dead.wait().unwrap();
-        let mut live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut live = this_test_binary(&["--ignored", "--exact", "tests::live_writer"]);
         let stale = tmp.path().join(format!(".f.json.tmp.{dead_pid}"));
         let busy = tmp.path().join(format!(".f.json.tmp.{}", live.id()));
         let other = tmp.path().join(format!(".g.json.tmp.{dead_pid}"));
@@ -257,5 +347,36 @@ mod tests {
         assert!(other.exists(), "another file's temp file is left alone");
         let _ = live.kill();
         let _ = live.wait();
+    }
+
+    #[test]
+    fn a_replace_succeeds_while_readers_hold_the_file_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("f.json");
+        write_atomic(&path, b"0", 0o600).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if let Ok(mut f) = File::open(&path) {
+                            let mut text = String::new();
+                            std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+                            assert!(text.parse::<u32>().is_ok(), "a reader saw {text:?}");
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                });
+            }
+            for i in 1..=60u32 {
+                let written = write_atomic(&path, i.to_string().as_bytes(), 0o600);
+                if written.is_err() {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                written.unwrap();
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert_eq!(fs::read(&path).unwrap(), b"60");
     }
 }

@@ -212,7 +212,8 @@ fn parse_answer(program: &str, out: &[u8]) -> Result<HelperCredentials, HelperCa
     Ok(HelperCredentials { username, secret })
 }
 
-#[cfg(test)]
+// The helpers these tests run are /bin/sh scripts.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -348,7 +348,6 @@ impl fmt::Debug for Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     fn files(list: &[(&str, AuthFileKind, &str)]) -> Resolver {
         Resolver::from_auth_files(
@@ -357,7 +356,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // the helper is a /bin/sh script
     fn order_is_cred_helpers_then_creds_store_then_auths() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let helper = dir.path().join("h");
         let log = dir.path().join("calls");

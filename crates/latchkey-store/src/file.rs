@@ -81,6 +81,13 @@ impl FileStore {
         self.check_trusted()?;
         let bytes = match read_bounded(&path) {
             Ok(b) => b,
+            // Windows says "not found" (Unix: "not a directory") when the directory is a file.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && fs::metadata(&self.dir).is_ok_and(|m| !m.is_dir()) => {
+                return Err(StoreError(format!(
+                    "cannot read the credential store: {} is not a directory",
+                    self.dir.display()
+                )));
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok(FileFormat { version: FORMAT_VERSION, credentials: BTreeMap::new() });
             }

@@ -4,6 +4,7 @@
 //! Credential Manager holds at most 2,560 bytes a credential, so a larger payload is spread
 //! over several credentials (see `chunks.rs`): the main one names the others, which are
 //! written before it and deleted after it, so a reader never sees half an overwrite.
+//! Writers hold a lock file (see [`Backend::writer_lock`]); readers retry (see [`Backend::get`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,16 @@ use super::keyring_core_util::describe;
 
 /// CRED_MAX_CREDENTIAL_BLOB_SIZE.
 const MAX_BLOB: usize = 5 * 512;
+/// How long a writer waits for another one (a 1 MiB secret is ~410 credentials).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A reader that keeps losing the race to writers gives up after this many reads.
+const MAX_READ_ATTEMPTS: u32 = 20;
+
+/// A generation for a credential that was not chunked before: from the clock and the PID.
+fn fresh_generation() -> u32 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (now.subsec_nanos() ^ (now.as_secs() as u32).rotate_left(16) ^ std::process::id().rotate_left(8)) & 0x7fff_ffff
+}
 
 pub struct Backend {
     store: Arc<CredStore>,
@@ -80,28 +91,68 @@ impl Backend {
         Ok(())
     }
 
+    /// Writers (store, erase) of a chunked credential take turns: two interleaved writers
+    /// would write the same generation's parts. The lock is a file in the user's local
+    /// application data (Credential Manager is the user's, whatever LATCHKEY_DATA_DIR says),
+    /// released by Windows when a writer dies.
+    fn writer_lock(&self) -> Result<std::fs::File, String> {
+        let dir = std::env::var_os("LOCALAPPDATA")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join("latchkey");
+        let path = dir.join("credential-manager.lock");
+        latchkey_fs::ensure_private_dir(&dir)
+            .and_then(|()| latchkey_fs::lock_exclusive_within(&path, LOCK_WAIT))
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))
+    }
+
+    /// Readers take no lock. A chunked main credential names its generation's parts, which a
+    /// writer removes only after switching the main credential to a new generation; a part
+    /// missing while the main credential changed means an overwrite or erase went by, and
+    /// the reader starts again. So a reader sees one whole secret or none.
     pub fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
         let main = main_name(key);
-        let Some(blob) = self.read(&main)? else { return Ok(None) };
         let corrupt = |why: String| {
             format!(
                 "the credential {main} is corrupt ({why}); remove it with: echo {key} | docker-credential-latchkey erase"
             )
         };
-        let Some(h) = chunks::header(&blob).map_err(corrupt)? else { return Ok(Some(blob)) };
-        let mut parts = Vec::with_capacity(h.count - 1);
-        for i in 1..h.count {
-            let name = chunks::part_name(&main, h.generation, i);
-            parts.push(self.read(&name)?.ok_or_else(|| corrupt(format!("its part {name} is missing")))?);
+        let mut attempt = 0;
+        'read: loop {
+            attempt += 1;
+            let Some(blob) = self.read(&main)? else { return Ok(None) };
+            let Some(h) = chunks::header(&blob).map_err(corrupt)? else { return Ok(Some(blob)) };
+            let mut parts = Vec::with_capacity(h.count - 1);
+            for i in 1..h.count {
+                let name = chunks::part_name(&main, h.generation, i);
+                // A part being deleted can also fail to read (Wine: ERROR_KEY_DELETED).
+                let why = match self.read(&name) {
+                    Ok(Some(part)) => {
+                        parts.push(part);
+                        continue;
+                    }
+                    Ok(None) => corrupt(format!("its part {name} is missing")),
+                    Err(e) => e,
+                };
+                match self.read(&main)? {
+                    None => return Ok(None),
+                    Some(now) if now != blob && attempt < MAX_READ_ATTEMPTS => continue 'read,
+                    Some(_) => return Err(why),
+                }
+            }
+            return chunks::join(&blob, &parts).map(Some).map_err(corrupt);
         }
-        chunks::join(&blob, &parts).map(Some).map_err(corrupt)
     }
 
     pub fn set(&self, key: &str, payload: &[u8]) -> Result<(), String> {
         let main = main_name(key);
+        let _lock = self.writer_lock()?;
         let old = self.read(&main)?;
         let old_generation = old.as_deref().and_then(|b| chunks::header(b).ok().flatten()).map(|h| h.generation);
-        let generation = old_generation.map_or(0, |g| g.wrapping_add(1));
+        // A new chunked credential starts at an unpredictable generation, so a reader still
+        // holding an older main credential of generation 0 never joins it with new parts.
+        let generation = old_generation.map_or_else(fresh_generation, |g| g.wrapping_add(1));
         let blobs = chunks::split(payload, MAX_BLOB, generation);
         // Parts first, then the main credential (the switch-over), then the old parts.
         for (i, blob) in blobs.iter().enumerate().skip(1) {
@@ -116,6 +167,7 @@ impl Backend {
 
     pub fn delete(&self, key: &str) -> Result<bool, String> {
         let main = main_name(key);
+        let _lock = self.writer_lock()?;
         let Some(old) = self.read(&main)? else { return Ok(false) };
         let existed = self.remove(&main)?;
         self.remove_parts(&main, &old)?;
