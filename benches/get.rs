@@ -7,7 +7,9 @@
 //!
 //! Prints a Markdown table of medians and ratios (docs/benchmarks.md is this output).
 
-#[path = "../tests/common/mod.rs"]
+// The integration tests' support kit; the benchmark uses a part of it.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::io::Write;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerate the man page and shell completions from the clap definition.
-# tests/packaging.rs fails when the committed files are out of date.
+# tests/it/packaging.rs fails when the committed files are out of date.
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --quiet

@@ -6,13 +6,13 @@
 # The full run (no arguments) also covers the other platforms (issue 13), with the tools in
 # scripts/cross/: clippy --all-targets -D warnings for x86_64-pc-windows-gnu,
 # aarch64-apple-darwin and x86_64-apple-darwin (the Apple ones are only type-checked: no SDK
-# to link with), and the Windows release .exe run under Wine: tests/windows_wine.rs (run by
+# to link with), and the Windows release .exe run under Wine: tests/it/windows_wine.rs (run by
 # cargo test, given LATCHKEY_WINE_EXE) and the workspace's unit tests built for Windows.
 # LATCHKEY_SKIP_CROSS=1 skips all of that.
 #
 #   ./scripts/test.sh               run everything
 #   ./scripts/test.sh --print-deps  print the Debian packages the tests need
-#   ./scripts/test.sh -- ARGS       pass ARGS to cargo test (e.g. -- --test skopeo_client)
+#   ./scripts/test.sh -- ARGS       pass ARGS to cargo test (e.g. -- --test it skopeo_client)
 #
 # The integration tests start their own D-Bus session, gnome-keyring, registry and skopeo,
 # all in temp dirs; nothing touches your real keyring, ~/.docker or ~/.config.

@@ -1,7 +1,7 @@
 //! What `pull` reads from a registry's manifests, as pure functions: a manifest's media type
 //! (only images), an index's entries, an image manifest's blobs, every digest checked before
 //! it goes into a URL or a file name. No I/O here, so the fuzz target (fuzz/oci_manifest) and
-//! the property tests (tests/properties.rs) reach all of it through
+//! the property tests (tests/it/properties.rs) reach all of it through
 //! [`check_manifest_invariants`].
 
 use oci_spec::image::{ImageIndex, ImageManifest};
