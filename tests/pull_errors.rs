@@ -1,7 +1,11 @@
 //! `pull` errors that say what happened and what to do (issue 12, item 6), against a real
 //! Distribution (Debian `docker-registry`) on loopback, through the built binary:
 //!
-//! * https spoken to a registry that answers plain HTTP: "answered plain HTTP", `--plain-http`.
+//! * https spoken to a registry that answers plain HTTP: "answered plain HTTP", `--plain-http`;
+//! * no credentials configured and a 401: docker's config is named, with the commands that
+//!   configure it (`configure-docker`, `docker login`), not the token service;
+//! * latchkey's own static-bearer source failing: the credential helper is named as what
+//!   failed, not the token service.
 //!
 //! Needs `docker-registry` and `htpasswd` (apache2-utils); a missing one fails the test saying
 //! which package to install.
@@ -13,6 +17,7 @@ use std::fs;
 
 use common::TestEnv;
 use resolver_support::*;
+use serde_json::json;
 
 const REPO: &str = "errors/app";
 const TAG: &str = "v1";
@@ -48,4 +53,70 @@ fn https_to_a_plain_http_registry_says_so_and_names_plain_http() {
     assert!(err.contains(&format!("{host} answered plain HTTP on an https connection")), "says what happened: {err}");
     assert!(err.contains("if it really serves plain http, use --plain-http"), "says what to do: {err}");
     assert!(!err.contains("InvalidContentType"), "not rustls's words: {err}");
+}
+
+#[test]
+fn no_credentials_configured_names_docker_config_and_what_to_run_htpasswd() {
+    let registry = Distribution::start(Auth::Htpasswd(vec![("alice", "s3cret")]));
+    let mut env = TestEnv::new();
+    let config = empty_docker_config(&mut env);
+    let host = registry.host();
+    let err = failing_pull(&env, &format!("{host}/{REPO}:{TAG}"), &[]);
+    assert_no_credentials_message(&err, &host, &config);
+}
+
+#[test]
+fn no_credentials_configured_names_docker_config_and_what_to_run_token() {
+    // The token service hands out nothing anonymously (a private registry).
+    let realm = TokenServer::issuing(TokenPolicy::default());
+    let registry = Distribution::start(Auth::Token { realm: realm.url.clone() });
+    let mut env = TestEnv::new();
+    let config = empty_docker_config(&mut env);
+    let host = registry.host();
+    let err = failing_pull(&env, &format!("{host}/{REPO}:{TAG}"), &[]);
+    assert_no_credentials_message(&err, &host, &config);
+    assert!(!err.starts_with("the token service"), "does not lead with the token service: {err}");
+    assert_eq!(realm.requests().len(), 1, "one anonymous token request: {:?}", realm.requests());
+
+    // A config.json that exists but configures other registries only: the same advice.
+    fs::write(&config, json!({"credHelpers": {"ghcr.io": "latchkey"}}).to_string()).unwrap();
+    let err = failing_pull(&env, &format!("{host}/{REPO}:{TAG}"), &[]);
+    assert_no_credentials_message(&err, &host, &config);
+}
+
+fn assert_no_credentials_message(err: &str, host: &str, config: &std::path::Path) {
+    assert!(err.contains(&format!("no credentials for {host} were found in docker's config")), "what happened: {err}");
+    assert!(err.contains(&config.display().to_string()), "names the file looked at: {err}");
+    assert!(err.contains(&format!("docker-credential-latchkey configure-docker {host}")), "what to run: {err}");
+    assert!(err.contains(&format!("docker login {host}")), "or docker login: {err}");
+}
+
+#[test]
+fn a_failing_static_bearer_source_is_reported_as_the_helper_failing() {
+    let realm = TokenServer::issuing(TokenPolicy::default());
+    let registry = Distribution::start(Auth::Token { realm: realm.url.clone() });
+    let host = registry.host();
+    let mut env = TestEnv::new();
+    let config = env.config_path();
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    fs::write(
+        &config,
+        format!(
+            "[registries.\"{host}\"]\nmode = \"static-bearer\"\n[registries.\"{host}\".identity]\n\
+             source = \"command\"\nargv = [\"/bin/sh\", \"-c\", \"echo issuer-says-no >&2; exit 1\"]\n"
+        ),
+    )
+    .unwrap();
+    docker_config(&mut env, json!({"credHelpers": {&host: "latchkey"}}));
+    let err = failing_pull(&env, &format!("{host}/{REPO}:{TAG}"), &[]);
+    assert!(err.contains("issuer-says-no"), "the source's stderr is passed through: {err}");
+    let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("latchkey: the credential helper docker-credential-latchkey failed for {host}")),
+        "the error line leads with the helper, and says it failed: {err}"
+    );
+    assert!(
+        last.contains("echo") && last.contains("docker-credential-latchkey get"),
+        "how to see it fail alone: {err}"
+    );
 }

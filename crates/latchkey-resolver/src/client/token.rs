@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::AUTHORIZATION;
 use reqwest::{StatusCode, Url};
 
-use super::advice::answered_plain_http;
+use super::advice::{MissingCredentials, answered_plain_http};
 use super::auth::basic;
 use super::quote::credential_secrets;
 use super::transport::{header, origin_text, read_small, redact};
@@ -190,6 +190,13 @@ impl RegistryClient {
                 host.key,
                 secrets.server_message(&body)
             );
+            // Nothing was sent because nothing is configured, or the helper failed: say that first.
+            if kind == ErrorKind::Unauthorized
+                && matches!(credential, Credential::Anonymous)
+                && let Some(missing) = MissingCredentials::of(resolved, &self.resolver)
+            {
+                return Err(RegistryError::new(kind, missing.explain(&refusal)));
+            }
             let cause = match (&resolved.helper_error, credential) {
                 (Some(e), _) => format!("; likely cause: {e} [{}]", resolved.source),
                 (None, Credential::Anonymous) => format!("; {}", resolved.describe()),
