@@ -5,7 +5,8 @@
 //! * no credentials configured and a 401: docker's config is named, with the commands that
 //!   configure it (`configure-docker`, `docker login`), not the token service;
 //! * latchkey's own static-bearer source failing: the credential helper is named as what
-//!   failed, not the token service.
+//!   failed, not the token service;
+//! * `--plain-http`'s help names the hosts that get plain HTTP by default.
 //!
 //! Needs `docker-registry` and `htpasswd` (apache2-utils); a missing one fails the test saying
 //! which package to install.
@@ -119,4 +120,20 @@ fn a_failing_static_bearer_source_is_reported_as_the_helper_failing() {
         last.contains("echo") && last.contains("docker-credential-latchkey get"),
         "how to see it fail alone: {err}"
     );
+}
+
+#[test]
+fn plain_http_help_names_the_loopback_hosts() {
+    let env = TestEnv::new();
+    for verb in ["pull", "hosts-toml"] {
+        let out = env.latchkey(&[verb, "--help"], b"");
+        out.assert_success();
+        let help = out.stdout_str();
+        let flag =
+            help.split("--plain-http").nth(1).unwrap_or_else(|| panic!("no --plain-http in {verb} --help:\n{help}"));
+        let text: String = flag.split("--https-only").next().unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+        for words in ["localhost", "*.localhost", "127.0.0.0/8", "[::1]", "every registry", "HTTPS"] {
+            assert!(text.contains(words), "{verb} --plain-http help names {words:?}: {text}");
+        }
+    }
 }
