@@ -16,10 +16,13 @@ use latchkey_resolver::{Reference, Resolver};
 
 #[derive(clap::Args, Debug)]
 pub struct ConnectionArgs {
-    /// Use plain HTTP for every registry (default: HTTPS, plain HTTP only for localhost/127.0.0.1/[::1])
+    /// Use plain HTTP for every registry. Without it, only registries named as this machine
+    /// get plain HTTP: localhost, *.localhost, 127.0.0.0/8 and [::1] (by name, no DNS lookup:
+    /// another name for 127.0.0.1 gets HTTPS); every other registry gets HTTPS
     #[arg(long, conflicts_with = "https_only")]
     pub plain_http: bool,
-    /// Use HTTPS even for loopback registries
+    /// Use HTTPS for every registry, those on this machine (localhost, *.localhost,
+    /// 127.0.0.0/8, [::1]) too
     #[arg(long)]
     pub https_only: bool,
     /// Stop a credential helper that takes longer than this many seconds

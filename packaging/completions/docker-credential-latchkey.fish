@@ -71,13 +71,13 @@ complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_usi
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l all-platforms -d 'Pull every platform of a multi-platform image, and the index itself'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l json -d 'Print a JSON summary on stdout'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -s q -l quiet -d 'No progress bars, even on a terminal'
-complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l plain-http -d 'Use plain HTTP for every registry (default: HTTPS, plain HTTP only for localhost/127.0.0.1/[::1])'
-complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l https-only -d 'Use HTTPS even for loopback registries'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l plain-http -d 'Use plain HTTP for every registry. Without it, only registries named as this machine get plain HTTP: localhost, *.localhost, 127.0.0.0/8 and [::1] (by name, no DNS lookup: another name for 127.0.0.1 gets HTTPS); every other registry gets HTTPS'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -l https-only -d 'Use HTTPS for every registry, those on this machine (localhost, *.localhost, 127.0.0.0/8, [::1]) too'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand pull" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -l write -d 'Write DIR/<registry>/hosts.toml (mode 0600) instead of printing it; DIR is containerd\'s config_path, usually /etc/containerd/certs.d' -r -F
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -l helper-timeout -d 'Stop a credential helper that takes longer than this many seconds' -r
-complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -l plain-http -d 'Use plain HTTP for every registry (default: HTTPS, plain HTTP only for localhost/127.0.0.1/[::1])'
-complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -l https-only -d 'Use HTTPS even for loopback registries'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -l plain-http -d 'Use plain HTTP for every registry. Without it, only registries named as this machine get plain HTTP: localhost, *.localhost, 127.0.0.0/8 and [::1] (by name, no DNS lookup: another name for 127.0.0.1 gets HTTPS); every other registry gets HTTPS'
+complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -l https-only -d 'Use HTTPS for every registry, those on this machine (localhost, *.localhost, 127.0.0.0/8, [::1]) too'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand hosts-toml" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c docker-credential-latchkey -n "__fish_docker_credential_latchkey_using_subcommand man" -s h -l help -d 'Print help'

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{StatusCode, Url};
 
+use super::advice::MissingCredentials;
 use super::quote::request_secrets;
 use super::{Answer, ErrorKind, Host, RegistryClient, RegistryError};
 use crate::{Credential, Resolved};
@@ -139,6 +140,13 @@ impl RegistryClient {
     }
 
     fn unauthorized(&self, host: &Host, resolved: &Resolved, url: &Url, why: &str) -> RegistryError {
+        let refusal = format!("{} answered 401 Unauthorized to GET {} {why}", host.key, url.path());
+        // Nothing was sent because nothing is configured, or the helper failed: say that first.
+        if matches!(resolved.credential, Credential::Anonymous)
+            && let Some(missing) = MissingCredentials::of(resolved, &self.resolver)
+        {
+            return RegistryError::new(ErrorKind::Unauthorized, missing.explain(&refusal));
+        }
         let sent = match &resolved.credential {
             Credential::Anonymous => "no credentials were sent".to_owned(),
             c => format!("it was sent the {} from {}", c.kind(), resolved.source),
@@ -148,10 +156,7 @@ impl RegistryClient {
             (None, Credential::Anonymous) => format!("; {}", resolved.describe()),
             _ => String::new(),
         };
-        RegistryError::new(
-            ErrorKind::Unauthorized,
-            format!("{} answered 401 Unauthorized to GET {} {why}; {sent}{cause}", host.key, url.path()),
-        )
+        RegistryError::new(ErrorKind::Unauthorized, format!("{refusal}; {sent}{cause}"))
     }
 
     /// After a static bearer's 401: ask the helper again, once per host. `Ok` if there is a

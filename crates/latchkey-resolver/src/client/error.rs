@@ -14,7 +14,8 @@ pub enum ErrorKind {
     Transport,
     /// Another unexpected status.
     Status(u16),
-    /// The registry's answer is malformed (bad JSON, unsupported media type, too large).
+    /// The registry's answer is malformed (bad JSON, unsupported media type, too large), or
+    /// is plain HTTP where TLS was spoken.
     Protocol,
     /// Content does not match its digest or size.
     DigestMismatch,

@@ -15,9 +15,11 @@
 //!
 //! One job per file: `options` (settings, stats), `error` (the error type), `auth` (what a
 //! request carries, what a 401 does), `token` (token service requests), `transport` (one GET,
-//! redirects, bodies), `quote` (quoting answers without secrets). This file holds the client
-//! itself and the retry loop around each request.
+//! redirects, bodies), `quote` (quoting answers without secrets), `advice` (messages that say
+//! what happened and what to do). This file holds the client itself and the retry loop around
+//! each request.
 
+mod advice;
 mod auth;
 mod error;
 mod options;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::AUTHORIZATION;
 use reqwest::{StatusCode, Url};
 
+use super::advice::{MissingCredentials, answered_plain_http};
 use super::auth::basic;
 use super::quote::credential_secrets;
 use super::transport::{header, origin_text, read_small, redact};
@@ -136,6 +137,17 @@ impl RegistryClient {
         self.counters.token_requests.fetch_add(1, Ordering::Relaxed);
         let endpoint = format!("{}{}", origin_text(&realm_url), realm_url.path());
         let response = request.send().await.map_err(|e| {
+            if answered_plain_http(&e) {
+                // The realm is the registry's to name: --plain-http does not change it.
+                return RegistryError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "the token service of {} at {endpoint} answered plain HTTP on an https connection; \
+                         the registry names an https token realm that serves plain http: its token realm setting is wrong",
+                        host.key
+                    ),
+                );
+            }
             RegistryError::new(
                 ErrorKind::Transport,
                 format!("the token service of {} at {endpoint} did not answer: {}", host.key, error_chain(&e)),
@@ -173,19 +185,24 @@ impl RegistryClient {
             } else {
                 ErrorKind::Status(status.as_u16())
             };
+            let refusal = format!(
+                "the token service of {} at {endpoint} refused the {what} for {scope}: {status} {}",
+                host.key,
+                secrets.server_message(&body)
+            );
+            // Nothing was sent because nothing is configured, or the helper failed: say that first.
+            if kind == ErrorKind::Unauthorized
+                && matches!(credential, Credential::Anonymous)
+                && let Some(missing) = MissingCredentials::of(resolved, &self.resolver)
+            {
+                return Err(RegistryError::new(kind, missing.explain(&refusal)));
+            }
             let cause = match (&resolved.helper_error, credential) {
                 (Some(e), _) => format!("; likely cause: {e} [{}]", resolved.source),
                 (None, Credential::Anonymous) => format!("; {}", resolved.describe()),
                 (None, c) => format!(" ({} from {})", c.kind(), resolved.source),
             };
-            return Err(RegistryError::new(
-                kind,
-                format!(
-                    "the token service of {} at {endpoint} refused the {what} for {scope}: {status} {}{cause}",
-                    host.key,
-                    secrets.server_message(&body)
-                ),
-            ));
+            return Err(RegistryError::new(kind, format!("{refusal}{cause}")));
         }
         #[derive(serde::Deserialize)]
         struct TokenAnswer {

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LOCATION, RANGE};
 use reqwest::{StatusCode, Url};
 
+use super::advice::answered_plain_http;
 use super::{ErrorKind, PlainHttp, RegistryClient, RegistryError};
 use latchkey_http::{Redactor, error_chain};
 use latchkey_protocol::secret::Secret;
@@ -42,10 +43,7 @@ impl RegistryClient {
                 request = request.header(AUTHORIZATION, header(value));
             }
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let response = request.send().await.map_err(|e| {
-                let why = if e.is_timeout() { "timed out".to_owned() } else { error_chain(&e) };
-                RegistryError::new(ErrorKind::Transport, format!("GET {} failed: {why}", redact(&current)))
-            })?;
+            let response = request.send().await.map_err(|e| self.send_error(&current, &e))?;
             if response.status().is_redirection()
                 && let Some(location) = response.headers().get(LOCATION)
             {
@@ -90,6 +88,28 @@ impl RegistryClient {
             ErrorKind::Protocol,
             format!("GET {} was redirected more than {MAX_REDIRECTS} times", redact(url)),
         ))
+    }
+
+    /// A request that got no answer. A server that answered plain HTTP to https is not a
+    /// transient failure (a Protocol error, not retried) and is said in the user's terms.
+    fn send_error(&self, url: &Url, e: &reqwest::Error) -> RegistryError {
+        if answered_plain_http(e) {
+            let server = url.host_str().map(|h| match url.port() {
+                Some(port) => format!("{h}:{port}"),
+                None => h.to_owned(),
+            });
+            let instead = if self.options.plain_http == PlainHttp::Never { " instead of --https-only" } else { "" };
+            return RegistryError::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{} answered plain HTTP on an https connection (GET {}); if it really serves plain http, use --plain-http{instead}",
+                    server.unwrap_or_default(),
+                    redact(url)
+                ),
+            );
+        }
+        let why = if e.is_timeout() { "timed out".to_owned() } else { error_chain(e) };
+        RegistryError::new(ErrorKind::Transport, format!("GET {} failed: {why}", redact(url)))
     }
 
     pub(super) async fn status_error(
