@@ -27,6 +27,7 @@ mod keyring_store;
 mod packaging;
 mod properties;
 mod protocol_conformance;
+mod pull_errors;
 mod readme_examples;
 mod resolver_faults;
 mod resolver_library;

@@ -11,8 +11,8 @@
 //! Needs `docker-registry` and `htpasswd` (apache2-utils); a missing one fails the test saying
 //! which package to install.
 
-mod common;
-mod resolver_support;
+use crate::common;
+use crate::resolver_support;
 
 use std::fs;
 
