@@ -4,16 +4,24 @@
 //! `secret-service` crate always negotiate a session first and may D-Bus-activate a Secret
 //! Service (which can block 25 s). `secret-service` 5.2 measured fast (a `get` in 0.22x
 //! docker-credential-secretservice's time) but its first call is OpenSession, and that
-//! aborted gnome-keyring under 4-way parallel load (see `open` for the race), and it cannot
+//! aborted gnome-keyring under 4-way parallel load (see `first_exchange` for the race), and it cannot
 //! turn auto-start off. Why not latchkey's earlier hand-written D-Bus client (a 930-line
-//! codec and connection): it was faster (0.19x; zbus blocking 0.26x, zbus async pipelined
-//! 0.24x, one interleaved 600-round run on the same gnome-keyring), but the target was 0.4x,
-//! and zbus is maintained D-Bus code instead of our own. docs/benchmarks.md has the numbers.
+//! codec and connection): it was faster, but the target (issue 10: a keyring `get` in at
+//! most 0.4x docker-credential-secretservice's time) is met without it, and zbus is
+//! maintained D-Bus code instead of our own. Measured on one gnome-keyring, interleaved
+//! (release builds, 2 shared cores): 600 rounds, hand-written 0.19x, zbus blocking 0.26x,
+//! zbus async pipelined 0.24x; 200 rounds, this backend 0.29x-0.30x (3.8 ms) against the
+//! hand-written one's 0.21x (2.6-2.7 ms) in the same run. An earlier version of this backend,
+//! with zbus's own executor thread, measured 0.50x-0.61x against the hand-written one's 0.19x
+//! on a heavily loaded machine (load average 5-9; not separated from the thread's cost);
+//! this one runs zbus's tasks on the calling thread instead (see [`run`]).
+//! docs/benchmarks.md has the tables.
 //!
-//! What this does, over zbus's async API driven by `async_io::block_on`:
+//! What this does, over zbus's async API, run on the calling thread (`async_io::block_on`,
+//! ticking zbus's executor meanwhile: no extra thread):
 //! - the `plain` session algorithm, which the spec allows. On a local bus it hides nothing
 //!   that matters: a process that could read our bus traffic could as well ask the service.
-//! - few round trips: zbus's handshake and Hello, a harmless first call (why: see `open`),
+//! - few round trips: zbus's handshake and Hello, a harmless first call (why: see `first_exchange`),
 //!   then the default collection's Locked property and OpenSession together; then
 //!   SearchItems; then GetSecrets.
 //! - NO_AUTO_START on every call: with no Secret Service running, the bus answers at once
@@ -155,6 +163,20 @@ async fn until<T>(deadline: Instant, future: impl Future<Output = zbus::Result<T
     }
 }
 
+/// Wait for `future`, running zbus's tasks for `conn` meanwhile.
+fn run<T>(conn: &Connection, future: impl Future<Output = T>) -> T {
+    let executor = conn.executor().clone();
+    let ticking = async move {
+        loop {
+            executor.tick().await;
+        }
+    };
+    match async_io::block_on(futures_util::future::select(std::pin::pin!(future), std::pin::pin!(ticking))) {
+        futures_util::future::Either::Left((output, _)) => output,
+        futures_util::future::Either::Right((never, _)) => never,
+    }
+}
+
 /// The D-Bus error name of a failed call, if the failure is one.
 fn remote_name(error: &zbus::Error) -> Option<&str> {
     match error {
@@ -195,7 +217,14 @@ where
 }
 
 /// [`call_at`] to the Secret Service.
-async fn call<B, R>(conn: &Connection, path: &str, iface: &str, method: &str, body: &B, deadline: Instant) -> zbus::Result<R>
+async fn call<B, R>(
+    conn: &Connection,
+    path: &str,
+    iface: &str,
+    method: &str,
+    body: &B,
+    deadline: Instant,
+) -> zbus::Result<R>
 where
     B: serde::Serialize + DynamicType,
     R: for<'d> DynamicDeserialize<'d>,
@@ -246,15 +275,17 @@ async fn open_failure(conn: &Connection, error: zbus::Error) -> String {
 impl Backend {
     pub fn open() -> Result<Self, String> {
         let address = session_bus_address()?;
-        async_io::block_on(Self::open_at(&address))
+        let deadline = after(OPEN_TIMEOUT);
+        // No executor thread of zbus's own: its tasks (the socket reader) run on this thread
+        // while we wait ([`run`]), which saves a thread and a hand-off per message.
+        let connect = async { zbus::connection::Builder::address(&*address)?.internal_executor(false).build().await };
+        let conn = async_io::block_on(until(deadline, connect))
+            .map_err(|e| format!("cannot connect to the D-Bus session bus at {address}: {e}"))?;
+        run(&conn.clone(), Self::first_exchange(conn, deadline))
     }
 
-    async fn open_at(address: &str) -> Result<Self, String> {
-        let deadline = after(OPEN_TIMEOUT);
-        let connect = async { zbus::connection::Builder::address(address)?.build().await };
-        let conn = until(deadline, connect)
-            .await
-            .map_err(|e| format!("cannot connect to the D-Bus session bus at {address}: {e}"))?;
+    /// The first call, the default collection's Locked and OpenSession.
+    async fn first_exchange(conn: Connection, deadline: Instant) -> Result<Self, String> {
         // gnome-keyring registers a client in an idle callback after its first message
         // arrives, and a message handled before that can abort the whole daemon (an
         // OpenSession: "gkd_secret_service_publish_dispatch: assertion 'client' failed"; a
@@ -276,8 +307,7 @@ impl Backend {
         }
         // The session goes out with the Locked question; if it fails, it is asked for again
         // when it is needed.
-        let (first, session) =
-            join(locked(&conn, DEFAULT_ALIAS_PATH, deadline), open_session(&conn, deadline)).await;
+        let (first, session) = join(locked(&conn, DEFAULT_ALIAS_PATH, deadline), open_session(&conn, deadline)).await;
         let (collection, locked) = match first {
             Ok(locked) => (OwnedObjectPath::try_from(DEFAULT_ALIAS_PATH).expect("a valid path"), locked),
             // A provider that does not serve the alias path, or gnome-keyring answering
@@ -365,9 +395,8 @@ impl Backend {
             .and_then(|b| b.path(prompt.as_ref()))
             .map_err(fail)?
             .build();
-        let mut completed = until(after(CALL_TIMEOUT), MessageStream::for_match_rule(rule, &self.conn, None))
-            .await
-            .map_err(fail)?;
+        let mut completed =
+            until(after(CALL_TIMEOUT), MessageStream::for_match_rule(rule, &self.conn, None)).await.map_err(fail)?;
         self.call::<_, ()>(prompt.as_str(), PROMPT_IFACE, "Prompt", &("",)).await.map_err(fail)?;
         let signal = until(after(PROMPT_TIMEOUT), async {
             completed.next().await.unwrap_or_else(|| Err(zbus::Error::Failure("the connection closed".into())))
@@ -383,9 +412,10 @@ impl Backend {
 
     /// Delete `items` (the calls go out together); prompts are run one by one.
     async fn delete_items(&self, items: &[OwnedObjectPath]) -> Result<(), String> {
-        let answers =
-            join_all(items.iter().map(|item| self.call::<_, OwnedObjectPath>(item.as_str(), ITEM_IFACE, "Delete", &())))
-                .await;
+        let answers = join_all(
+            items.iter().map(|item| self.call::<_, OwnedObjectPath>(item.as_str(), ITEM_IFACE, "Delete", &())),
+        )
+        .await;
         let mut prompts = Vec::new();
         for answer in answers {
             let prompt = answer.map_err(Self::fail("delete an item"))?;
@@ -402,7 +432,7 @@ impl Backend {
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
-        async_io::block_on(async {
+        run(&self.conn, async {
             let (unlocked, locked) = self.search(Some(key)).await?;
             if unlocked.is_empty() {
                 return if locked.is_empty() { Ok(None) } else { Err(locked_item(key)) };
@@ -410,15 +440,12 @@ impl Backend {
             let session = self.session().await?;
             let mut secrets = self.secrets(&session, &unlocked).await?;
             // The first item, in path order, that has a secret.
-            Ok(unlocked
-                .iter()
-                .find_map(|p| secrets.iter().position(|(q, _)| q == p))
-                .map(|i| secrets.swap_remove(i).1))
+            Ok(unlocked.iter().find_map(|p| secrets.iter().position(|(q, _)| q == p)).map(|i| secrets.swap_remove(i).1))
         })
     }
 
     pub fn set(&self, key: &str, payload: &[u8]) -> Result<(), String> {
-        async_io::block_on(async {
+        run(&self.conn, async {
             let (unlocked, locked) = self.search(Some(key)).await?;
             if !locked.is_empty() {
                 return Err(locked_item(key));
@@ -452,7 +479,7 @@ impl Backend {
     }
 
     pub fn delete(&self, key: &str) -> Result<bool, String> {
-        async_io::block_on(async {
+        run(&self.conn, async {
             let (unlocked, locked) = self.search(Some(key)).await?;
             if !locked.is_empty() {
                 return Err(locked_item(key));
@@ -463,7 +490,7 @@ impl Backend {
     }
 
     pub fn list(&self) -> Result<super::Listed, String> {
-        async_io::block_on(async {
+        run(&self.conn, async {
             let (unlocked, locked) = self.search(None).await?;
             if !locked.is_empty() {
                 return Err("some of latchkey's keyring items are in a locked collection; unlock it (log in to the desktop, or use Seahorse or KeePassXC) and try again".into());
