@@ -4,6 +4,10 @@
 //!
 //!     cargo bench --bench get                 # or ./scripts/bench.sh (adds the static musl build)
 //!     LATCHKEY_BENCH_BIN=path/to/docker-credential-latchkey LATCHKEY_BENCH_ROUNDS=500 cargo bench --bench get
+//!     LATCHKEY_BENCH_BASELINE=path/to/older/docker-credential-latchkey cargo bench --bench get
+//!
+//! With LATCHKEY_BENCH_BASELINE, the keyring `get` of that binary is measured too, in the same
+//! rounds (e.g. before and after a change to the keyring backend).
 //!
 //! Prints a Markdown table of medians and ratios (docs/benchmarks.md is this output).
 
@@ -83,6 +87,13 @@ fn main() {
             server.as_bytes(),
         ),
     ];
+    if let Some(baseline) = std::env::var_os("LATCHKEY_BENCH_BASELINE").map(PathBuf::from) {
+        cases.push(case(
+            &format!("latchkey get, keyring (Secret Service), baseline {}", baseline.display()),
+            with_arg(keyring_env.command(&baseline), "get"),
+            server.as_bytes(),
+        ));
+    }
     let mut cold = case(
         "latchkey get, static bearer (cold ES256 mint)",
         with_arg(bearer_env.command(&latchkey), "get"),

@@ -338,3 +338,31 @@ fn locked_default_collection_is_reported() {
     assert!(msg.contains("the default collection is locked"), "{msg}");
     assert!(!msg.contains("credentials not found"), "{msg}");
 }
+
+/// Four processes at a time, 300 `get`s each, against one gnome-keyring: every one answers.
+/// New clients arriving together are what trip gnome-keyring's client-registration race
+/// (see the keyring backend's `open`), so this is where a first call in the wrong order
+/// shows up: as an aborted daemon or an UnknownMethod answer.
+#[test]
+fn four_parallel_loops_of_gets_all_answer() {
+    let s = Session::with_keyring();
+    s.store("ghcr.io", "alice", "parallel-secret");
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let loops: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut failures = Vec::new();
+                    for _ in 0..300 {
+                        let out = s.get("ghcr.io");
+                        if !out.status.success() || !text(&out.stdout).contains("parallel-secret") {
+                            failures.push(format!("{}: {:?} {:?}", out.status, text(&out.stdout), text(&out.stderr)));
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        loops.into_iter().flat_map(|l| l.join().unwrap()).collect()
+    });
+    assert!(failures.is_empty(), "{} of 1200 gets failed; first: {}", failures.len(), failures[0]);
+}

@@ -8,8 +8,8 @@
 //! fields (Secret Service attributes, keychain service/account, Credential Manager target
 //! name), so `list` finds latchkey's items and nobody else's without reading any secret.
 //!
-//! Linux talks to the Secret Service with a small D-Bus client of its own (see `linux.rs` and
-//! `dbus.rs` for why); macOS and Windows go through the keyring-core stores.
+//! Linux talks to the Secret Service over zbus with calls of its own (see `linux.rs` for why
+//! not a Secret Service crate); macOS and Windows go through the keyring-core stores.
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
@@ -25,8 +25,6 @@ mod chunks;
 #[cfg(any(target_os = "macos", windows))]
 mod keyring_core_util;
 
-#[cfg(target_os = "linux")]
-mod dbus;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
