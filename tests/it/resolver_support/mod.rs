@@ -953,6 +953,7 @@ pub fn spawn_latchkey(env: &common::TestEnv, args: &[&str], name: &str) -> std::
 
 /// Wait (at most `timeout`, then kill it and fail) for a child of this process, and return its
 /// exit code and its peak resident memory in KiB (`wait4`'s `ru_maxrss`, exact, not polled).
+#[cfg(unix)]
 pub fn wait_with_max_rss(child: std::process::Child, timeout: Duration) -> (Option<i32>, u64) {
     let pid = child.id() as libc::pid_t;
     let deadline = Instant::now() + timeout;
