@@ -60,7 +60,10 @@ struct Wine {
 
 impl Wine {
     fn new(exe: &Path, store: &'static str) -> Wine {
-        Wine { exe: exe.to_path_buf(), dir: tempfile::tempdir().unwrap(), store }
+        let dir = tempfile::tempdir().unwrap();
+        // LATCHKEY_CONFIG must name a file that exists (a missing one is an error).
+        std::fs::write(dir.path().join("config.toml"), "").unwrap();
+        Wine { exe: exe.to_path_buf(), dir, store }
     }
 
     fn command(&self, args: &[&str]) -> Command {
