@@ -121,6 +121,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
 pub fn collect(config: Config) -> anyhow::Result<Report> {
     let mut store = LazyStore::new(config.store).map_err(anyhow::Error::msg)?;
 
+    let mut keyring_only = false;
     let (store_report, stored) = match store.open() {
         Ok(opened) => {
             let why = match (&opened.fallback_reason, config.store) {
@@ -129,6 +130,9 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
                 (None, kind) => format!("configured: store = {kind:?}").to_lowercase(),
             };
             let kind = format!("{:?}", opened.kind).to_lowercase();
+            // `store = "keyring"` alone never reads the file store: credentials left there
+            // (saved while the keyring was unreachable) are invisible, so say so.
+            keyring_only = opened.kind == latchkey_store::StoreKind::Keyring && opened.store.backends().is_none();
             // Each store's entries, labelled with the store: both for `auto` with the keyring.
             let stored: Vec<(String, Result<_, String>)> = match opened.store.backends() {
                 Some(backends) => backends
@@ -231,6 +235,9 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
         problems.push(format!("the credential store cannot be opened: {}", store_report.description));
     }
     problems.extend(identity_file_problems(&config));
+    if keyring_only {
+        problems.extend(unused_file_store_problem(&crate::paths::data_dir()));
+    }
     if let Some(d) = &docker {
         problems.extend(docker_problems(d));
     }
@@ -247,6 +254,24 @@ pub fn collect(config: Config) -> anyhow::Result<Report> {
 }
 
 /// Files a static bearer's identity reads that cannot be read now (every `get` would fail).
+/// Credentials in the file store while only the keyring is used: invisible to every client.
+fn unused_file_store_problem(data_dir: &std::path::Path) -> Option<String> {
+    let file = latchkey_store::file::FileStore::new(data_dir.to_path_buf());
+    if !file.path().exists() {
+        return None;
+    }
+    match latchkey_store::Store::list(&file) {
+        Ok(entries) if entries.is_empty() => None,
+        Ok(entries) => Some(format!(
+            "{} credential(s) in the file store {} are not used while store = \"keyring\" ({}): set store = \"auto\" to use both stores, or see them with `LATCHKEY_STORE=file docker-credential-latchkey list` and erase them",
+            entries.len(),
+            file.path().display(),
+            entries.iter().map(|(_, c)| c.server_url.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+        Err(e) => Some(format!("the file store {} cannot be read: {e}", file.path().display())),
+    }
+}
+
 fn identity_file_problems(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     for (key, registry) in &config.registries {

@@ -163,3 +163,22 @@ fn with_no_file_store_auto_is_just_the_keyring() {
     assert!(!env.store_file().exists(), "auto with the keyring never creates the file store");
     assert_eq!(latchkey_items(&session, "ghcr.io"), 0);
 }
+
+/// With `store = "keyring"` alone, credentials left in the file store are invisible to every
+/// client: `status` names them as a problem (exit 1) and says how to use or remove them.
+#[test]
+fn status_names_credentials_the_keyring_only_store_leaves_unused() {
+    let session = KeyringSession::start();
+    let env = auto_env(&session);
+    with_store(&env, "file", &["store"], &common::store_json("left.example", "lefty", "left-secret-1"))
+        .assert_success();
+    let out = with_store(&env, "keyring", &["status"], b"");
+    assert_eq!(out.code, Some(1), "{out}");
+    let text = out.stdout_str();
+    assert!(text.contains("left.example") && text.contains("store = \"auto\""), "{out}");
+    assert!(!text.contains("left-secret-1") && !out.stderr_str().contains("left-secret-1"), "{out}");
+    // Once erased from the file store, nothing is left to report.
+    with_store(&env, "file", &["erase"], b"left.example").assert_success();
+    let out = with_store(&env, "keyring", &["status"], b"");
+    assert!(!out.stdout_str().contains("left.example"), "{out}");
+}
