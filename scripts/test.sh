@@ -33,6 +33,7 @@ TOOLS=(
   "openssl:openssl"
   "docker:docker.io"
   "curl:curl"
+  "/usr/bin/time:time"
 )
 
 # The cross tools (scripts/cross/cross-setup.sh installs them, without recommends, when

@@ -113,15 +113,6 @@ pub fn pull(args: &PullArgs) -> Result<()> {
     // One async thread drives the sockets; hashing and writing run on blocking threads, so
     // every core works. (tokio's multi-thread scheduler would link libm into the binary and
     // slow every `get` by loading it.)
-    // One malloc arena: manifests of up to 4 MiB are read, hashed and written on tokio's
-    // blocking threads, and glibc gives each thread an arena that keeps its peak; measured on a
-    // 40-entry index of 4 MiB indexes under load: 270 MB peak RSS with the default, bounded by
-    // one manifest's working set with one arena.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only tunes the allocator; called before the runtime starts its threads.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let summary = runtime.block_on(async {

@@ -367,16 +367,16 @@ fn an_index_of_many_large_entries_is_pulled_in_bounded_memory() {
 
     // One platform: found in the last nested index; nothing on the way is kept.
     let out_dir = env.path("one");
-    let child = spawn_latchkey(&env, &pull_args(&image_ref, &out_dir, &["--platform", "linux/amd64"]), "one");
-    let (code, one_kib) = wait_with_max_rss(child, Duration::from_secs(120));
+    let args = pull_args(&image_ref, &out_dir, &["--platform", "linux/amd64"]);
+    let (code, one_kib) = max_rss_of_latchkey(&env, &args, "one", Duration::from_secs(120));
     let stderr = fs::read_to_string(env.path("one.stderr")).unwrap();
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(check_layout(&out_dir), image.platform_digests("linux/amd64"));
 
     // Every platform: all of it is written to the layout, still one body in memory at a time.
     let out_dir = env.path("all");
-    let child = spawn_latchkey(&env, &pull_args(&image_ref, &out_dir, &["--all-platforms"]), "all");
-    let (code, all_kib) = wait_with_max_rss(child, Duration::from_secs(120));
+    let args = pull_args(&image_ref, &out_dir, &["--all-platforms"]);
+    let (code, all_kib) = max_rss_of_latchkey(&env, &args, "all", Duration::from_secs(120));
     let stderr = fs::read_to_string(env.path("all.stderr")).unwrap();
     assert_eq!(code, Some(0), "{stderr}");
     let written = check_layout(&out_dir);

@@ -951,27 +951,36 @@ pub fn spawn_latchkey(env: &common::TestEnv, args: &[&str], name: &str) -> std::
     cmd.spawn().unwrap()
 }
 
-/// Wait (at most `timeout`, then kill it and fail) for a child of this process, and return its
-/// exit code and its peak resident memory in KiB (`wait4`'s `ru_maxrss`, exact, not polled).
+/// Run `latchkey ARGS` in `env` under GNU time and return its exit code and its peak resident
+/// memory in KiB, at most `timeout` (then it is killed and the test fails).
+///
+/// Why GNU time and not `wait4` here: Linux carries a process's peak RSS across `exec` from the
+/// address space it replaced, and this test binary spawns with `posix_spawn` (vfork), so
+/// `wait4` would report the test process's own peak (measured: 71 MiB for both pulls, the
+/// harness's, not latchkey's). `time` forks a fresh child, whose peak is latchkey's alone.
 #[cfg(unix)]
-pub fn wait_with_max_rss(child: std::process::Child, timeout: Duration) -> (Option<i32>, u64) {
-    let pid = child.id() as libc::pid_t;
+pub fn max_rss_of_latchkey(env: &common::TestEnv, args: &[&str], name: &str, timeout: Duration) -> (Option<i32>, u64) {
+    let time = common::require(common::Tool { name: "time", package: "time" });
+    let rss_file = env.path(&format!("{name}.maxrss"));
+    let mut cmd = env.command(&time);
+    cmd.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(common::LATCHKEY).args(args);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(fs::File::create(env.path(&format!("{name}.stdout"))).unwrap())
+        .stderr(fs::File::create(env.path(&format!("{name}.stderr"))).unwrap());
+    let mut child = cmd.spawn().unwrap();
     let deadline = Instant::now() + timeout;
-    loop {
-        let mut status = 0;
-        // SAFETY: wait4 on our own child, with valid out-pointers.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let got = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        assert!(got >= 0, "wait4: {}", std::io::Error::last_os_error());
-        if got == pid {
-            let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-            return (code, usage.ru_maxrss as u64);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if Instant::now() > deadline {
-            // SAFETY: our own child, still unreaped.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("pid {pid} did not finish within {timeout:?}");
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name}: latchkey did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
+    };
+    let text = fs::read_to_string(&rss_file).unwrap_or_default();
+    let kib = text.lines().rev().find_map(|l| l.trim().parse::<u64>().ok());
+    (status.code(), kib.unwrap_or_else(|| panic!("{name}: no peak RSS from time: {text:?}")))
 }
