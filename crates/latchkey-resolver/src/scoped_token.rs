@@ -182,28 +182,8 @@ pub fn scoped_token(request: &ScopedTokenRequest) -> Result<ScopedAuth, String> 
             answer.server_message()
         ));
     }
-    #[derive(serde::Deserialize)]
-    struct TokenAnswer {
-        #[serde(default)]
-        token: Option<String>,
-        #[serde(default)]
-        access_token: Option<String>,
-        #[serde(default)]
-        expires_in: Option<serde_json::Value>,
-    }
-    let parsed: TokenAnswer = serde_json::from_slice(&answer.body)
-        // serde's message can quote a value from the answer: say where, never what.
-        .map_err(|e| {
-            format!("the token service at {endpoint} answered no JSON token (line {}, column {})", e.line(), e.column())
-        })?;
-    let token = parsed
-        .token
-        .or(parsed.access_token)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| format!("the token service at {endpoint} answered without a token"))?;
-    // Absent or <= 0: 60 s (docker's default); at most a day (server_numbers' rules).
-    let lifetime = latchkey_protocol::server_numbers::token_lifetime(parsed.expires_in.as_ref());
-    Ok(ScopedAuth::Bearer { token: Secret::new(token), lifetime })
+    let (token, lifetime) = crate::client::parse_token_answer(&answer.body, &endpoint)?;
+    Ok(ScopedAuth::Bearer { token, lifetime })
 }
 
 /// What a request built from `credential` carries, so that no error message quotes it.

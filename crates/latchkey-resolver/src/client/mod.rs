@@ -25,6 +25,8 @@ mod error;
 mod options;
 mod quote;
 mod token;
+
+pub(crate) use token::parse_token_answer;
 mod transport;
 
 use std::collections::HashMap;

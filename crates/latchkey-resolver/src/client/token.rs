@@ -204,35 +204,41 @@ impl RegistryClient {
             };
             return Err(RegistryError::new(kind, format!("{refusal}{cause}")));
         }
-        #[derive(serde::Deserialize)]
-        struct TokenAnswer {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            access_token: Option<String>,
-            /// Any JSON: a negative, fractional or absurd lifetime is clamped, not an error.
-            #[serde(default)]
-            expires_in: Option<serde_json::Value>,
-        }
-        // A serde message may quote a value of this answer, which holds a token: never shown.
-        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
-            let why = if e.is_data() {
-                "a field of the wrong type".to_owned()
-            } else {
-                format!("not JSON (line {}, column {})", e.line(), e.column())
-            };
-            RegistryError::new(
-                ErrorKind::Protocol,
-                format!("the token service at {endpoint} answered no JSON token: {why}"),
-            )
-        })?;
-        let value = answer.token.or(answer.access_token).filter(|t| !t.is_empty()).ok_or_else(|| {
-            RegistryError::new(ErrorKind::Protocol, format!("the token service at {endpoint} answered without a token"))
-        })?;
-        // 60 s when absent or <= 0 (docker's default), at most a day (server_numbers); keep a
-        // margin so a token never dies in flight.
-        let lifetime = server_numbers::token_lifetime(answer.expires_in.as_ref());
+        let (value, lifetime) =
+            parse_token_answer(&body, &endpoint).map_err(|e| RegistryError::new(ErrorKind::Protocol, e))?;
+        // Keep a margin so a token never dies in flight.
         let expires = server_numbers::deadline_after(Instant::now(), lifetime.saturating_sub(Duration::from_secs(10)));
-        Ok(Token { value: Secret::new(value), expires })
+        Ok(Token { value, expires })
     }
+}
+
+/// A token service's answer (`token` or `access_token`, and `expires_in`), as the registry
+/// client and Bazel's scoped tokens both read it: the lifetime follows [`server_numbers`]
+/// (60 s when absent or <= 0, at most a day), and an error never quotes the answer, which
+/// holds a token.
+pub(crate) fn parse_token_answer(body: &[u8], endpoint: &str) -> Result<(Secret<String>, Duration), String> {
+    #[derive(serde::Deserialize)]
+    struct TokenAnswer {
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        access_token: Option<String>,
+        /// Any JSON: a negative, fractional or absurd lifetime is clamped, not an error.
+        #[serde(default)]
+        expires_in: Option<serde_json::Value>,
+    }
+    let answer: TokenAnswer = serde_json::from_slice(body).map_err(|e| {
+        let why = if e.is_data() {
+            "a field of the wrong type".to_owned()
+        } else {
+            format!("not JSON (line {}, column {})", e.line(), e.column())
+        };
+        format!("the token service at {endpoint} answered no JSON token: {why}")
+    })?;
+    let value = answer
+        .token
+        .or(answer.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| format!("the token service at {endpoint} answered without a token"))?;
+    Ok((Secret::new(value), server_numbers::token_lifetime(answer.expires_in.as_ref())))
 }
